@@ -1,0 +1,25 @@
+// Host data for a batch of loss evaluations: one Array per loss input.
+//
+// An Array is `rows` rows of `width` values each, row-major: width 1 for a
+// `real` input, C for `real[C]`, 4 for a `box` (x1, y1, x2, y2).
+#pragma once
+
+#include <cstddef>
+#include <vector>
+
+namespace lossforge {
+
+template <class T>
+struct Array {
+  size_t rows = 0;
+  size_t width = 1;
+  std::vector<T> data;  // rows * width values
+
+  Array() = default;
+  Array(size_t rows, size_t width) : rows(rows), width(width), data(rows * width) {}
+  Array(size_t rows, size_t width, std::vector<T> values) : rows(rows), width(width), data(std::move(values)) {}
+  T* row(size_t r) { return data.data() + r * width; }
+  const T* row(size_t r) const { return data.data() + r * width; }
+};
+
+}  // namespace lossforge
