@@ -69,6 +69,15 @@ class InfixPrinter {
     return p.precedence < min ? "(" + text + ")" : text;
   }
 
+  // An exponent may be a minus sign on an atom, as in x^-1 or x^-y: the grammar
+  // reads `^ -y` as the exponent -y. Anything looser needs parentheses.
+  bool signed_atom(const Node* n) const {
+    if (names_.count(n)) return false;
+    if (n->is_const()) return true;
+    return n->op() == Op::Neg && done_.at(n->arg(0).get()).precedence == prec::kPrimary &&
+           !(n->arg(0)->is_const() && n->arg(0)->value() >= 0);
+  }
+
   Printed node(const Node& n) {
     const OpInfo& info = n.info();
     switch (n.op()) {
@@ -89,7 +98,7 @@ class InfixPrinter {
       bool right_assoc = n.op() == Op::Pow;
       // (a - b) - c needs no parentheses, a - (b - c) does; ^ is the other way round.
       std::string lhs = arg(n.arg(0).get(), right_assoc ? p + 1 : p);
-      std::string rhs = arg(n.arg(1).get(), right_assoc ? p : p + 1);
+      std::string rhs = arg(n.arg(1).get(), right_assoc ? (signed_atom(n.arg(1).get()) ? prec::kUnary : p) : p + 1);
       std::string symbol = right_assoc ? std::string(info.symbol) : " " + std::string(info.symbol) + " ";
       return {lhs + symbol + rhs, p};  // x^2 binds tightest and reads best unspaced
     }
