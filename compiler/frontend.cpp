@@ -15,7 +15,7 @@ Loss load_formula(const SourcePtr& source, const Preset& preset, std::string nam
 
 SourcePtr source_from_argument(const std::string& argument) {
   std::error_code ec;
-  if (std::filesystem::is_regular_file(argument, ec)) return SourceFile::read(argument);
+  if (std::filesystem::exists(argument, ec)) return SourceFile::read(argument, limits::kMaxSourceBytes);
   // Something that looks like a path but is not there is a missing file, not a formula.
   bool looks_like_path = argument.ends_with(".loss") || argument.starts_with("/") ||
                          argument.starts_with("./") || argument.starts_with("../");

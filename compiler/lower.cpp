@@ -86,14 +86,14 @@ class ExprLowering {
 
  private:
   Expr name(const AstExpr& e) {
-    if (auto it = scope.find(e.text); it != scope.end()) return it->second.expr;
+    if (auto it = scope.find(e.text); it != scope.end()) return it->second.expr;  // empty if it had an error
     if (e.text == defining) {
       sink_.error(e.range, "let " + quoted(e.text) + " refers to itself");
     } else if (auto later = later_lets.find(e.text); later != later_lets.end()) {
       sink_.error(e.range, quoted(e.text) + " is used before its let on " + line_of(later->second));
     } else if (find_function(e.text)) {
       sink_.error(e.range, quoted(e.text) + " is a function; call it as " + e.text + "(...)");
-    } else {
+    } else if (!sink_.full()) {  // a full sink drops the message: skip the costly search for a guess
       std::vector<std::string> names;
       for (const auto& [n, b] : scope) names.push_back(n);
       std::sort(names.begin(), names.end());
@@ -219,13 +219,16 @@ Loss lower_loss(const AstFile& file, const AstLoss& ast, DiagnosticSink& sink) {
 
   if (ast.inputs.empty()) sink.error(ast.name_range, "loss " + quoted(ast.name) + " has no inputs");
   for (const AstInput& in : ast.inputs) {
-    std::optional<Type> type = lower_type(in, sink);
-    if (!type) continue;
-    int index = static_cast<int>(loss.inputs.size());
     if (scope.count(in.name)) {
       sink.error(in.name_range, "duplicate input " + quoted(in.name));
       continue;
     }
+    std::optional<Type> type = lower_type(in, sink);
+    if (!type) {  // reported; uses of the input stay quiet
+      scope.emplace(in.name, Binding{Binding::Kind::Input, Expr(), in.name_range});
+      continue;
+    }
+    int index = static_cast<int>(loss.inputs.size());
     loss.inputs.push_back({in.name, *type, in.pred});
     bind(in.name, in.name_range, {Binding::Kind::Input, input(index, in.name, *type), in.name_range});
   }
@@ -242,7 +245,10 @@ Loss lower_loss(const AstFile& file, const AstLoss& ast, DiagnosticSink& sink) {
     lowering.defining = s.name;
     Expr value = lowering.lower(s.expr);
     lowering.defining.clear();
-    if (!value) continue;
+    if (!value) {  // reported; uses of the let stay quiet
+      scope.emplace(s.name, Binding{Binding::Kind::Let, Expr(), s.name_range});
+      continue;
+    }
     if (bind(s.name, s.name_range, {Binding::Kind::Let, value, s.name_range})) loss.lets.push_back({s.name, value});
   }
   loss.body = lowering.lower(ast.result);
@@ -256,6 +262,8 @@ std::string closest_spelling(std::string_view word, std::span<const std::string>
   std::string best;
   size_t best_distance = std::max<size_t>(1, word.size() / 3) + 1;
   for (const std::string& c : candidates) {
+    // The distance is at least the difference in length: no need to compute it then.
+    if (std::max(word.size(), c.size()) - std::min(word.size(), c.size()) >= best_distance) continue;
     size_t d = edit_distance(word, c);
     if (d < best_distance) {
       best_distance = d;

@@ -76,8 +76,6 @@ const std::vector<std::pair<std::string_view, Op>>& spelling_table() {
 
 constexpr std::string_view kFieldNames[4] = {"x1", "y1", "x2", "y2"};
 
-std::string article_type(const Type& t) { return t.str(); }
-
 }  // namespace
 
 const OpInfo& op_info(Op op) { return kOps[static_cast<int>(op)]; }
@@ -133,7 +131,7 @@ TypeCheck check_types(Op op, std::span<const Type> args) {
     case OpKind::Rowwise: {
       for (size_t i = 0; i < args.size(); ++i)
         if (!args[i].is_vec())
-          return fail(int(i), name + " takes a real[C] row, got " + article_type(args[i]));
+          return fail(int(i), name + " takes a real[C] row, got " + args[i].str());
       if (args.size() == 2 && args[0].width() != args[1].width())
         return fail(1, name + " of " + args[0].str() + " and " + args[1].str() + ": row widths differ");
       bool keeps_row = op == Op::Softmax || op == Op::LogSoftmax;

@@ -4,8 +4,9 @@
 // CSE-Autoloss name, more aliases), arity, how it types, how it prints, whether
 // it belongs to the CSE-Autoloss search space, and its meaning in one line. The
 // exact float semantics live in compiler/semantics.hpp; every back end
-// (interpreter, LLVM, CUDA, C++) switches over Op, and tests/ops_coverage_test
-// fails when one of them lacks an operator. Adding an operator is one entry here,
+// (interpreter, LLVM, CUDA, C++) switches over Op, and each back end's tests loop
+// over all_ops() so that they fail when it lacks an operator
+// (tests/interpreter_gradients_test.cpp for the interpreter). Adding an operator is one entry here,
 // one in semantics.hpp, and one case per back end.
 #pragma once
 

@@ -99,14 +99,30 @@ class NewlineFilter : public antlr4::TokenSource {
 
   std::unique_ptr<antlr4::Token> nextToken() override {
     while (true) {
-      std::unique_ptr<antlr4::Token> t = lexer_.nextToken();
+      std::unique_ptr<antlr4::Token> t = pending_ ? std::move(pending_) : lexer_.nextToken();
       if (t->getChannel() != antlr4::Token::DEFAULT_CHANNEL) return t;
       size_t type = t->getType();
       if (type == LossDSLLexer::NL) {
-        if (parens_ > 0 || continues_after(previous_)) continue;
+        if (parens_ > 0 || continues_after(previous_)) {
+          if (!dropped_) dropped_ = std::move(t);
+          continue;
+        }
+        dropped_.reset();
         previous_ = type;
         return t;
       }
+      // `loss` only ever starts a definition. After a missing ')' or operand, the
+      // newline dropped before it (or before the end) comes back and bracket
+      // counting restarts: the error is reported at the end of the line where
+      // the text stopped making sense, and the parser resumes at the next loss.
+      if (type == LossDSLLexer::LOSS) parens_ = 0;
+      if ((type == LossDSLLexer::LOSS || type == antlr4::Token::EOF) && dropped_ &&
+          previous_ != LossDSLLexer::NL && previous_ != antlr4::Token::INVALID_TYPE) {
+        pending_ = std::move(t);
+        previous_ = LossDSLLexer::NL;
+        return std::move(dropped_);
+      }
+      dropped_.reset();
       track_nesting(*t);
       previous_ = type;
       return t;
@@ -147,6 +163,8 @@ class NewlineFilter : public antlr4::TokenSource {
   LossDSLLexer& lexer_;
   DiagnosticSink& sink_;
   size_t previous_ = antlr4::Token::INVALID_TYPE;  // start of input: leading newlines go
+  std::unique_ptr<antlr4::Token> dropped_;           // the first newline dropped since the last token
+  std::unique_ptr<antlr4::Token> pending_;           // a `loss` held back behind that newline
   int parens_ = 0;
   int depth_ = 0;
   bool too_deep_ = false;

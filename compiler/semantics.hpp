@@ -18,7 +18,9 @@
 //     null when that box needs no gradient.
 //   * Derivatives at kinks follow PyTorch, so training with a compiled loss
 //     behaves as the eager PyTorch formula would (see each group).
-//   * NaN propagates: a NaN argument never turns into a finite value.
+//   * NaN propagates as in IEEE arithmetic (std::pow(NaN, 0) is still 1): the
+//     kinked ops (min, max, clamp, relu, box sides) pick a NaN rather than drop
+//     it, so a broken candidate loss shows as NaN instead of a plausible number.
 #pragma once
 
 #if defined(__CUDACC__)

@@ -1,5 +1,6 @@
 #include "compiler/source.hpp"
 
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -13,7 +14,12 @@ SourceFile::SourceFile(std::string name, std::string text) : name_(std::move(nam
     if (text_[i] == '\n') line_starts_.push_back(i + 1);
 }
 
-std::shared_ptr<const SourceFile> SourceFile::read(const std::string& path) {
+std::shared_ptr<const SourceFile> SourceFile::read(const std::string& path, size_t max_bytes) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) throw InputError(path + ": is a directory, not a file");
+  if (auto size = std::filesystem::file_size(path, ec); !ec && size > max_bytes)
+    throw InputError(path + ": file is " + std::to_string(size) + " bytes; the limit is " +
+                     std::to_string(max_bytes >> 20) + " MiB");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw InputError(path + ": cannot open file");
   std::ostringstream text;

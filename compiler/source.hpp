@@ -26,8 +26,9 @@ class SourceFile {
  public:
   SourceFile(std::string name, std::string text);
 
-  // Reads a file; throws InputError naming the path when it cannot.
-  static std::shared_ptr<const SourceFile> read(const std::string& path);
+  // Reads a file; throws InputError naming the path when it cannot, when it is
+  // not a regular file, or when it is larger than max_bytes.
+  static std::shared_ptr<const SourceFile> read(const std::string& path, size_t max_bytes = SIZE_MAX);
   static std::shared_ptr<const SourceFile> from_text(std::string name, std::string text);
 
   const std::string& name() const { return name_; }

@@ -41,7 +41,6 @@ class Type {
   bool is_box() const { return kind_ == Kind::Box; }
   // The width symbol of a real[C] type; empty otherwise.
   Symbol width() const { return width_; }
-  // Values per row: 1, the bound width, or 4.
   std::string str() const;  // "real", "real[C]", "box"
   friend bool operator==(const Type&, const Type&) = default;
 

@@ -1,0 +1,33 @@
+// The losses a FILE|EXPR argument names, for `eval` and `check`.
+//
+//   focal.loss                  a file of `loss` definitions
+//   'Neg(Log(Sig(X)))' --pset binary_cls
+//                               a bare formula over a preset's inputs (the text
+//                               itself, or the contents of a file)
+#pragma once
+
+#include <string>
+
+#include "compiler/loss.hpp"
+#include "compiler/source.hpp"
+
+namespace lossforge::cli {
+
+struct LossSet {
+  SourcePtr source;
+  bool formula = false;  // a bare formula with a preset, not a file of losses
+  Module module;         // a formula is one loss named "formula"
+};
+
+// Reads and checks the argument. With a preset name the text (or the file's
+// contents) is one bare formula; without one the argument must be a readable
+// file. Throws CompileError for bad text, and UsageError when the argument is
+// not a file and no preset was given, the preset is unknown, or a preset was
+// given for a file of `loss` definitions.
+LossSet load_losses(const std::string& argument, const std::string& preset_name);
+
+// The loss `name` names, or the only one when `name` is empty. Throws
+// UsageError listing the names when that is not exactly one loss.
+const Loss& select_loss(const LossSet& losses, const std::string& name);
+
+}  // namespace lossforge::cli

@@ -1,0 +1,81 @@
+// The `lossforge` executable: parses the command line, runs one subcommand and
+// turns every failure into a one-line reason and an exit status.
+#include <CLI/CLI.hpp>
+#include <iostream>
+#include <new>
+#include <vector>
+
+#include "cli/command.hpp"
+#include "compiler/diagnostics.hpp"
+
+namespace {
+
+using namespace lossforge;
+using namespace lossforge::cli;
+
+constexpr const char* kFooter = R"(Run 'lossforge COMMAND --help' for the options of a command.
+Exit status: 0 ok, 1 bad input (file, formula, data) or a back end this build lacks,
+2 bad command line, 3 eval computed NaN or infinity.
+)";
+
+// The boundary of the error convention (compiler/error.hpp): Error is the
+// user's problem, reported in one line; anything else is a lossforge bug.
+int run_reporting_errors(const Command& command) {
+  try {
+    const int status = command.run();
+    std::cout.flush();
+    if (!std::cout) {
+      std::cerr << "lossforge: cannot write to standard output\n";
+      return exit_code::kFailure;
+    }
+    return status;
+  } catch (const CompileError& e) {
+    std::cout.flush();
+    std::cerr << e.what() << '\n';  // file:line:col: error: ... with the source line and caret
+    return exit_code::kFailure;
+  } catch (const UsageError& e) {
+    std::cerr << "lossforge: " << e.what() << '\n';
+    return exit_code::kUsage;
+  } catch (const Error& e) {
+    std::cout.flush();
+    std::cerr << "lossforge: " << e.what() << '\n';
+    return exit_code::kFailure;
+  } catch (const std::bad_alloc&) {
+    std::cerr << "lossforge: out of memory\n";
+    return exit_code::kFailure;
+  } catch (const std::exception& e) {
+    std::cerr << "lossforge: internal error (please report it): " << e.what() << '\n';
+    return exit_code::kFailure;
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app("lossforge: loss functions for object detection, written as text and compiled", "lossforge");
+  app.set_version_flag("--version", "lossforge " LOSSFORGE_VERSION);
+  app.require_subcommand(1);
+  app.footer(kFooter);
+  const std::vector<Command> commands = {add_eval_command(app), add_check_command(app), add_fmt_command(app)};
+
+  if (argc <= 1) {
+    std::cerr << app.help();
+    return exit_code::kUsage;
+  }
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == static_cast<int>(CLI::ExitCodes::Success)) return app.exit(e);  // --help, --version
+    std::string reason = e.what();
+    for (char& c : reason)
+      if (c == '\n') c = ' ';
+    std::string help = "lossforge";
+    for (const Command& command : commands)
+      if (command.app->parsed()) help += " " + command.app->get_name();
+    std::cerr << "lossforge: " << reason << " (see '" << help << " --help')\n";
+    return exit_code::kUsage;
+  }
+  for (const Command& command : commands)
+    if (command.app->parsed()) return run_reporting_errors(command);
+  return exit_code::kUsage;  // unreachable: require_subcommand(1)
+}
