@@ -58,28 +58,35 @@ template <class T>
 LF_HD bool is_nan(T a) { return a != a; }
 
 // ---- min, max, clamp --------------------------------------------------------
-// Ties go to the first argument, and the gradient flows to the picked argument
-// only. clamp(a, lo, hi) is literally min(max(a, lo), hi) under these rules, so
-// d/da = 1 on the closed interval [lo, hi], as torch.clamp. A NaN in either
-// argument is picked, so it propagates.
+// The value of a tie is the first argument (the same number either way); the
+// gradient of a tie is split evenly between the two, as torch.minimum and
+// torch.maximum do. That split is what makes a symmetric loss flat at its
+// minimum: IoU losses at P == G tie on every coordinate. A NaN in either
+// argument is picked, so it propagates. clamp(a, lo, hi) = min(max(a, lo), hi)
+// follows torch.clamp instead: d/da = 1 on the closed interval [lo, hi].
 template <class T>
 LF_HD bool min_picks_a(T a, T b) { return a <= b || is_nan(a); }
 template <class T>
 LF_HD bool max_picks_a(T a, T b) { return a >= b || is_nan(a); }
+// The first argument's share of the gradient of min(a, b): 1, 1/2 at a tie, or 0.
+template <class T>
+LF_HD T min_share_a(T a, T b) { return is_nan(a) || a < b ? T(1) : a == b ? T(0.5) : T(0); }
+template <class T>
+LF_HD T max_share_a(T a, T b) { return is_nan(a) || a > b ? T(1) : a == b ? T(0.5) : T(0); }
 
 template <class T>
 LF_HD T min(T a, T b) { return min_picks_a(a, b) ? a : b; }
 template <class T>
-LF_HD T min_da(T a, T b) { return min_picks_a(a, b) ? T(1) : T(0); }
+LF_HD T min_da(T a, T b) { return min_share_a(a, b); }
 template <class T>
-LF_HD T min_db(T a, T b) { return min_picks_a(a, b) ? T(0) : T(1); }
+LF_HD T min_db(T a, T b) { return T(1) - min_share_a(a, b); }
 
 template <class T>
 LF_HD T max(T a, T b) { return max_picks_a(a, b) ? a : b; }
 template <class T>
-LF_HD T max_da(T a, T b) { return max_picks_a(a, b) ? T(1) : T(0); }
+LF_HD T max_da(T a, T b) { return max_share_a(a, b); }
 template <class T>
-LF_HD T max_db(T a, T b) { return max_picks_a(a, b) ? T(0) : T(1); }
+LF_HD T max_db(T a, T b) { return T(1) - max_share_a(a, b); }
 
 template <class T>
 LF_HD T clamp(T a, T lo, T hi) { return min(max(a, lo), hi); }
@@ -205,9 +212,10 @@ LF_HD T relu_da(T a) { return a > T(0) ? T(1) : T(0); }
 
 // ---- sigmoid and softplus: stable forms -------------------------------------
 // 1 / (1 + e^-a) overflows e^-a for a << 0; the two-branch form only ever
-// exponentiates a non-positive number. The slope s(1 - s) is computed as
-// s(a) * s(-a): the same number, but 1 - s rounds to 0 in the tails where
-// s(-a) is still accurate.
+// exponentiates a non-positive number. The slope is s * (1 - s) from the
+// rounded s, as PyTorch computes it: it is 0 exactly where 1 - s rounds to 0,
+// so that formulas built on 1 - sigmoid(x) (CSE-Autoloss-B's log(1 - sigmoid(x)))
+// get the slope of what they compute, not sigmoid(-x) / 1e-20.
 template <class T>
 LF_HD T sigmoid(T a) {
   if (a >= T(0)) return T(1) / (T(1) + math::exp(-a));
@@ -215,7 +223,10 @@ LF_HD T sigmoid(T a) {
   return e / (T(1) + e);
 }
 template <class T>
-LF_HD T sigmoid_da(T a) { return sigmoid(a) * sigmoid(-a); }
+LF_HD T sigmoid_da(T a) {
+  T y = sigmoid(a);
+  return y * (T(1) - y);
+}
 
 // ln(1 + e^a) = max(a, 0) + ln(1 + e^-|a|): no overflow for large a, no loss
 // of the tiny value for very negative a.
@@ -362,34 +373,33 @@ LF_HD void mean_vjp(T dvalue, T* dx, int n) {
 // still passes gradient, like torch.clamp(min=0), while a negative side (boxes
 // apart) passes none. area is not clamped: a flipped box has negative area.
 
-// One side of the overlap or enclosing box: its clamped length and which box
-// each end came from, which is all the gradient needs.
+// One side of the overlap or enclosing box: its clamped length and how much
+// of each end's gradient goes to the first box (1, 0, or 1/2 at a tie).
 template <class T>
 struct Side {
-  T length;        // max(hi - lo, 0)
-  bool lo_from_p;  // the low end is the first box's coordinate
-  bool hi_from_p;  // the high end is the first box's coordinate
-  bool passes;     // hi - lo went through the clamp (>= 0): the length moves with the ends
+  T length;    // max(hi - lo, 0)
+  T lo_share;  // the first box's share of the low end
+  T hi_share;  // the first box's share of the high end
+  bool passes; // hi - lo went through the clamp (>= 0): the length moves with the ends
 };
+
+template <class T>
+LF_HD Side<T> make_side(T lo, T hi, T lo_share, T hi_share) {
+  T length = hi - lo;
+  bool passes = max_picks_a(length, T(0));
+  return {passes ? length : T(0), lo_share, hi_share, passes};
+}
 
 // Overlap along one axis: from the larger low end to the smaller high end.
 template <class T>
 LF_HD Side<T> overlap_side(T p_lo, T p_hi, T g_lo, T g_hi) {
-  bool lo_p = max_picks_a(p_lo, g_lo);
-  bool hi_p = min_picks_a(p_hi, g_hi);
-  T length = (hi_p ? p_hi : g_hi) - (lo_p ? p_lo : g_lo);
-  bool passes = max_picks_a(length, T(0));
-  return {passes ? length : T(0), lo_p, hi_p, passes};
+  return make_side(max(p_lo, g_lo), min(p_hi, g_hi), max_share_a(p_lo, g_lo), min_share_a(p_hi, g_hi));
 }
 
 // Enclosing extent along one axis: from the smaller low end to the larger high end.
 template <class T>
 LF_HD Side<T> enclosing_side(T p_lo, T p_hi, T g_lo, T g_hi) {
-  bool lo_p = min_picks_a(p_lo, g_lo);
-  bool hi_p = max_picks_a(p_hi, g_hi);
-  T length = (hi_p ? p_hi : g_hi) - (lo_p ? p_lo : g_lo);
-  bool passes = max_picks_a(length, T(0));
-  return {passes ? length : T(0), lo_p, hi_p, passes};
+  return make_side(min(p_lo, g_lo), max(p_hi, g_hi), min_share_a(p_lo, g_lo), max_share_a(p_hi, g_hi));
 }
 
 // Adds dlength * d(length)/d(coordinate) to the coordinates the side came from.
@@ -397,10 +407,14 @@ LF_HD Side<T> enclosing_side(T p_lo, T p_hi, T g_lo, T g_hi) {
 template <class T>
 LF_HD void side_vjp(const Side<T>& side, T dlength, int axis, T* dp, T* dg) {
   if (!side.passes) return;
-  T* lo = side.lo_from_p ? dp : dg;
-  T* hi = side.hi_from_p ? dp : dg;
-  if (hi) hi[axis + 2] += dlength;
-  if (lo) lo[axis] -= dlength;
+  if (dp) {
+    dp[axis + 2] += dlength * side.hi_share;
+    dp[axis] -= dlength * side.lo_share;
+  }
+  if (dg) {
+    dg[axis + 2] += dlength * (T(1) - side.hi_share);
+    dg[axis] -= dlength * (T(1) - side.lo_share);
+  }
 }
 
 template <class T>

@@ -386,9 +386,9 @@ std::vector<double> gradient_at(Op op, std::vector<double> point) {
   return out;
 }
 
-TEST(InterpreterGradients, TiesGoToTheFirstArgument) {
-  EXPECT_EQ(gradient_at(Op::Min, {1, 1}), (std::vector<double>{1, 0}));
-  EXPECT_EQ(gradient_at(Op::Max, {1, 1}), (std::vector<double>{1, 0}));
+TEST(InterpreterGradients, TiesSplitTheGradientAsPyTorch) {
+  EXPECT_EQ(gradient_at(Op::Min, {1, 1}), (std::vector<double>{0.5, 0.5}));
+  EXPECT_EQ(gradient_at(Op::Max, {1, 1}), (std::vector<double>{0.5, 0.5}));
   EXPECT_EQ(gradient_at(Op::Min, {2, 1}), (std::vector<double>{0, 1}));
   EXPECT_EQ(gradient_at(Op::Max, {1, 2}), (std::vector<double>{0, 1}));
   // clamp(a, lo, hi): d/da = 1 on the closed interval, like torch.clamp.
@@ -412,9 +412,10 @@ TEST(InterpreterGradients, SlopesAtKinksFollowPyTorch) {
   std::vector<double> div = gradient_at(Op::Div, {3, 0});
   EXPECT_DOUBLE_EQ(div[0], 1e20);
   EXPECT_DOUBLE_EQ(div[1], -3e40);
-  // sigmoid and softplus keep an accurate slope in the tails.
+  // sigmoid's slope is s(1 - s) from the rounded s, as PyTorch: accurate in
+  // the negative tail, 0 where 1 - s rounds to 0 (the slope of what is computed).
   EXPECT_NEAR(gradient_at(Op::Sigmoid, {-40})[0] / std::exp(-40.0), 1, 1e-12);
-  EXPECT_NEAR(gradient_at(Op::Sigmoid, {40})[0] / std::exp(-40.0), 1, 1e-12);
+  EXPECT_EQ(gradient_at(Op::Sigmoid, {40})[0], 0);
   EXPECT_EQ(gradient_at(Op::Softplus, {1000})[0], 1);
 }
 
@@ -447,14 +448,19 @@ TEST(InterpreterGradients, TouchingBoxesStillPassGradient) {
   e = evaluate(loss, Batch<double>{rows_of({{0, 0, 1, 1}}), rows_of({{2, 0, 3, 1}})});
   EXPECT_EQ(e.grads[0].data, (std::vector<double>{0, 0, 0, 0}));
   EXPECT_EQ(e.grads[1].data, (std::vector<double>{0, 0, 0, 0}));
-  // Equal coordinates: ties go to p, so p gets all of it, for the overlap and
-  // for the enclosing box.
+  // Equal coordinates: each tie splits the gradient, for the overlap and for
+  // the enclosing box, so both boxes get half.
   for (Op op : {Op::Inter, Op::Enclose}) {
     Loss same = b.build(call(op, {p, g}));
     e = evaluate(same, Batch<double>{rows_of({{0, 0, 2, 3}}), rows_of({{0, 0, 2, 3}})});
-    EXPECT_EQ(e.grads[0].data, (std::vector<double>{-3, -2, 3, 2})) << op_name(op);
-    EXPECT_EQ(e.grads[1].data, (std::vector<double>{0, 0, 0, 0})) << op_name(op);
+    EXPECT_EQ(e.grads[0].data, (std::vector<double>{-1.5, -1, 1.5, 1})) << op_name(op);
+    EXPECT_EQ(e.grads[1].data, (std::vector<double>{-1.5, -1, 1.5, 1})) << op_name(op);
   }
+  // So the IoU loss is flat at a perfect match, up to the union's 1e-7: IoU is
+  // then area / (area + 1e-7), whose slope is about 1e-7 / area.
+  Loss iou_loss = b.build(call(Op::Neg, {call(Op::Iou, {p, g})}));
+  e = evaluate(iou_loss, Batch<double>{rows_of({{1, 2, 4, 6}}), rows_of({{1, 2, 4, 6}})});
+  for (double d : e.grads[0].data) EXPECT_NEAR(d, 0, 1e-8);
 }
 
 TEST(InterpreterGradients, SoftmaxGradientIsShiftInvariant) {
