@@ -3,6 +3,9 @@
 #include <string>
 
 #include "compiler/error.hpp"
+#if LOSSFORGE_HAVE_LLVM
+#include "runtime/llvm_engine.hpp"
+#endif
 
 namespace lossforge::cli {
 
@@ -24,6 +27,9 @@ std::string_view backend_name(Backend backend) {
 
 void require_backend(Backend backend) {
   if (backend == Backend::Interp) return;
+#if LOSSFORGE_HAVE_LLVM
+  if (backend == Backend::Llvm) return;
+#endif
   throw UnavailableError("backend '" + std::string(backend_name(backend)) + "' is not built into this lossforge");
 }
 
@@ -31,6 +37,15 @@ template <class T>
 Evaluation<T> evaluate(Backend backend, const Loss& loss, std::span<const Array<T>> inputs,
                        const EvalOptions& options) {
   require_backend(backend);
+#if LOSSFORGE_HAVE_LLVM
+  if (backend == Backend::Llvm) {
+    LlvmOptions llvm;
+    llvm.dtype = std::is_same_v<T, float> ? DType::F32 : DType::F64;
+    llvm.gradients = options.gradients;
+    llvm.threads = 0;  // one per core for large batches; small ones stay on this thread
+    return CompiledLoss::compile(loss, llvm).evaluate<T>(inputs, options);
+  }
+#endif
   return interpret<T>(loss, inputs, options);
 }
 

@@ -14,8 +14,7 @@ namespace lossforge::cli {
 namespace {
 
 struct CheckArgs {
-  std::string source;
-  std::string preset;
+  LossArgs loss;
 };
 
 // focal(pred x: real, y: real) — the signature as the DSL writes it.
@@ -58,7 +57,7 @@ std::string summary(const Loss& loss, size_t heading_width) {
 }
 
 int run_check(const CheckArgs& args) {
-  const LossSet losses = load_losses(args.source, args.preset);
+  const LossSet losses = load_losses(args.loss);
   if (losses.module.losses.empty()) {
     std::cout << losses.source->name() << ": no losses\n";
     return exit_code::kOk;
@@ -76,13 +75,7 @@ int run_check(const CheckArgs& args) {
 Command add_check_command(CLI::App& parent) {
   auto args = std::make_shared<CheckArgs>();
   CLI::App* app = parent.add_subcommand("check", "Parse and type-check losses; print one summary line per loss");
-  app->add_option("source", args->source, "A .loss file, or a bare formula (infix or DEAP prefix) with --pset")
-      ->type_name("FILE.loss|EXPR")
-      ->required();
-  app->add_option("--pset", args->preset,
-                  "Read the argument (text, or a file's contents) as a bare formula over this preset's inputs: " +
-                      preset_names())
-      ->type_name("PRESET");
+  add_loss_options(*app, args->loss, "");
   app->footer(
       "Each line: the signature (pred inputs marked), the params with their values, the number of operators\n"
       "(distinct non-leaf nodes of the expression DAG) and its depth. Errors are printed as file:line:col\n"

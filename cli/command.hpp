@@ -37,5 +37,8 @@ struct Command {
 Command add_eval_command(CLI::App& parent);
 Command add_check_command(CLI::App& parent);
 Command add_fmt_command(CLI::App& parent);
+Command add_emit_command(CLI::App& parent);
+Command add_simplify_command(CLI::App& parent);
+Command add_grad_command(CLI::App& parent);
 
 }  // namespace lossforge::cli

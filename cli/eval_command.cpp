@@ -18,9 +18,7 @@ namespace lossforge::cli {
 namespace {
 
 struct EvalArgs {
-  std::string source;
-  std::string loss_name;
-  std::string preset;
+  LossArgs loss;
   std::string inputs_path;
   std::vector<std::string> param_overrides;  // NAME=VALUE
   bool gradients = false;
@@ -141,8 +139,8 @@ int run_eval(const EvalArgs& args) {
   // An unavailable back end is reported before any work is done.
   const Backend backend = *find_backend(args.backend);
   require_backend(backend);
-  const LossSet losses = load_losses(args.source, args.preset);
-  const Loss& loss = select_loss(losses, args.loss_name);
+  const LossSet losses = load_losses(args.loss);
+  const Loss& loss = select_loss(losses, args.loss.loss_name);
   EvalOptions options;
   options.gradients = args.gradients;
   options.params = param_values(loss, args.param_overrides);
@@ -155,15 +153,7 @@ int run_eval(const EvalArgs& args) {
 Command add_eval_command(CLI::App& parent) {
   auto args = std::make_shared<EvalArgs>();
   CLI::App* app = parent.add_subcommand("eval", "Evaluate a loss (and its gradients) on inputs given as JSON");
-  app->add_option("source", args->source, "A .loss file, or a bare formula (infix or DEAP prefix) with --pset")
-      ->type_name("FILE.loss|EXPR")
-      ->required();
-  app->add_option("--loss", args->loss_name, "Which loss of the file (needed when it defines several)")
-      ->type_name("NAME");
-  app->add_option("--pset", args->preset,
-                  "Read the argument (text, or a file's contents) as a bare formula over this preset's inputs: " +
-                      preset_names())
-      ->type_name("PRESET");
+  add_loss_options(*app, args->loss, "Which loss of the file (needed when it defines several)");
   app->add_option("--inputs", args->inputs_path, "JSON file with the rows of every input (see below)")
       ->type_name("IN.json")
       ->required();

@@ -1,5 +1,7 @@
 #include "cli/loss_source.hpp"
 
+#include <CLI/CLI.hpp>
+
 #include "cli/command.hpp"
 #include "compiler/diagnostics.hpp"
 #include "compiler/frontend.hpp"
@@ -72,6 +74,17 @@ const Loss& select_loss(const LossSet& losses, const std::string& name) {
   }
   if (const Loss* loss = module.find(name)) return *loss;
   throw UsageError(file + ": no loss named " + quote_token(name) + " (losses: " + loss_names(module) + ")");
+}
+
+void add_loss_options(CLI::App& app, LossArgs& args, const std::string& loss_help) {
+  app.add_option("source", args.source, "A .loss file, or a bare formula (infix or DEAP prefix) with --pset")
+      ->type_name("FILE.loss|EXPR")
+      ->required();
+  if (!loss_help.empty()) app.add_option("--loss", args.loss_name, loss_help)->type_name("NAME");
+  app.add_option("--pset", args.preset,
+                 "Read the argument (text, or a file's contents) as a bare formula over this preset's inputs: " +
+                     preset_names())
+      ->type_name("PRESET");
 }
 
 }  // namespace lossforge::cli

@@ -56,7 +56,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "lossforge " LOSSFORGE_VERSION);
   app.require_subcommand(1);
   app.footer(kFooter);
-  const std::vector<Command> commands = {add_eval_command(app), add_check_command(app), add_fmt_command(app)};
+  const std::vector<Command> commands = {add_eval_command(app), add_check_command(app), add_fmt_command(app), add_simplify_command(app), add_grad_command(app), add_emit_command(app)};
 
   if (argc <= 1) {
     std::cerr << app.help();

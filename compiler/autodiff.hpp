@@ -34,4 +34,11 @@ struct Gradients {
 
 Gradients differentiate(const Loss& loss);
 
+// The gradients as losses the DSL prints and reads back (`lossforge grad`): one
+// per part, named d_<loss>_d<input> (box parts d_<loss>_d<input>_x1, ...), over
+// the loss's inputs and params, reusing its lets' names. A loss returns a real,
+// so a real[C] part is given as its dot product with one more input, a data
+// row named w (or w2, ... when taken): a one-hot w picks a column.
+std::vector<Loss> gradient_losses(const Loss& loss, const Gradients& gradients);
+
 }  // namespace lossforge

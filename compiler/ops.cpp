@@ -49,6 +49,9 @@ constexpr OpInfo kOps[kOpCount] = {
   {Op::Inter,      "inter",      "Inter",      {},                     2, K::Box,         S::Call,   "",  prec::kPrimary,        false, "area of the overlap, clamp(w, 0) * clamp(h, 0)"},
   {Op::Enclose,    "enclose",    "Enclose",    {},                     2, K::Box,         S::Call,   "",  prec::kPrimary,        false, "area of the smallest enclosing box, clamp(w, 0) * clamp(h, 0)"},
   {Op::Iou,        "iou",        "Iou",        {"IoU"},                2, K::Box,         S::Call,   "",  prec::kPrimary,        false, "inter / (area(p) + area(g) - inter + 1e-7)"},
+  {Op::Where,      "where",      "Where",      {},                     3, K::Elementwise, S::Call,   "",  prec::kPrimary,        false, "a where c is nonzero (or NaN), else b: where(c, a, b)"},
+  {Op::MinShare,   "min_share",  "MinShare",   {},                     2, K::Elementwise, S::Call,   "",  prec::kPrimary,        false, "a's share of the slope of min(a, b): 1 if a < b or a is NaN, 1/2 at a tie, else 0"},
+  {Op::MaxShare,   "max_share",  "MaxShare",   {},                     2, K::Elementwise, S::Call,   "",  prec::kPrimary,        false, "a's share of the slope of max(a, b): 1 if a > b or a is NaN, 1/2 at a tie, else 0"},
 };
 // clang-format on
 

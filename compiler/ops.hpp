@@ -33,8 +33,11 @@ enum class Op : uint8_t {
   Softmax, LogSoftmax, Logsumexp, Dot, Sum, Mean,
   // Boxes. Field reads x1, y1, x2 or y2 (index 0..3).
   Field, Area, Inter, Enclose, Iou,
+  // Piecewise element-wise helpers (last, so older operators keep their hashes):
+  // what symbolic derivatives at kinks are written with (compiler/autodiff.hpp).
+  Where, MinShare, MaxShare,
 };
-inline constexpr int kOpCount = static_cast<int>(Op::Iou) + 1;
+inline constexpr int kOpCount = static_cast<int>(Op::MaxShare) + 1;
 
 enum class OpKind : uint8_t {
   Leaf,         // Const, Input, Param

@@ -97,6 +97,22 @@ LF_HD T clamp_dlo(T a, T lo, T hi) { return !max_picks_a(a, lo) && min_picks_a(l
 template <class T>
 LF_HD T clamp_dhi(T a, T lo, T hi) { return min_picks_a(max(a, lo), hi) ? T(0) : T(1); }
 
+// ---- piecewise helpers: where, min_share, max_share ------------------------
+// Not in the CSE-Autoloss space: symbolic derivatives (compiler/autodiff.hpp)
+// write the slopes at kinks with them, so that printed gradients are DSL text
+// computing exactly what the tape does.
+//
+// where(c, a, b) = c ? a : b with C's truthiness: a NaN condition picks a.
+// Its gradient goes to the picked branch only (selected, not multiplied by 0/1,
+// as torch.where does), and none to c. The shares are min_share_a and
+// max_share_a above as values; they are flat (no gradient flows through them).
+template <class T>
+LF_HD T where(T c, T a, T b) { return c != T(0) ? a : b; }
+template <class T>
+LF_HD T min_share(T a, T b) { return min_share_a(a, b); }
+template <class T>
+LF_HD T max_share(T a, T b) { return max_share_a(a, b); }
+
 // ---- arithmetic -------------------------------------------------------------
 template <class T>
 LF_HD T add(T a, T b) { return a + b; }

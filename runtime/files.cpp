@@ -97,16 +97,21 @@ void sync_directory(const fs::path& directory) {
 void write_file_atomic(const std::string& path, std::string_view contents) {
   if (path.empty()) throw Error("cannot write a file with an empty name");
   std::error_code error;
-  // Follow symbolic links so that a link keeps pointing at the (new) file.
-  fs::path target = fs::weakly_canonical(fs::path(path), error);
-  if (error) fail(path, "resolve the path", error.value());
+  // Follow a symbolic link so that it keeps pointing at the (new) file. Only a
+  // link is resolved: resolving every path races with other processes that
+  // delete or replace the target meanwhile.
+  fs::path target(path);
+  if (fs::is_symlink(target, error)) {
+    target = fs::weakly_canonical(target, error);
+    if (error) fail(path, "resolve the link", error.value());
+  }
   if (fs::is_directory(target, error)) fail(path, "write", EISDIR);
 
   TempFile temp(target, path);
   temp.write_all(contents);
   temp.copy_mode_from(target);
   temp.commit(target);
-  sync_directory(target.parent_path());
+  sync_directory(target.has_parent_path() ? target.parent_path() : fs::path("."));
 }
 
 }  // namespace lossforge

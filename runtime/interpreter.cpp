@@ -21,7 +21,6 @@
 
 #include <algorithm>
 #include <array>
-#include <charconv>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -30,6 +29,7 @@
 
 #include "compiler/error.hpp"
 #include "compiler/semantics.hpp"
+#include "runtime/input_check.hpp"
 
 namespace lossforge {
 namespace {
@@ -45,113 +45,6 @@ std::string plural(size_t count, std::string_view noun) {
   return std::to_string(count) + " " + std::string(noun) + (count == 1 ? "" : "s");
 }
 
-std::string name_list(const auto& items) {
-  std::string out;
-  for (const auto& item : items) out += (out.empty() ? "" : ", ") + item.name;
-  return out;
-}
-
-// A width written as a number (real[81]) fixes the width; a name (real[C]) is
-// bound by the data.
-std::optional<size_t> numeric_width(Symbol symbol) {
-  std::string_view text = symbol.str();
-  size_t value = 0;
-  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (error != std::errc() || end != text.data() + text.size() || text.empty()) return std::nullopt;
-  return value;
-}
-
-// The shape of a batch, checked against the loss signature.
-struct BatchShape {
-  size_t rows = 0;
-  struct Binding {
-    Symbol symbol;
-    size_t width;
-    size_t input;  // the input that bound it, for error messages
-  };
-  std::vector<Binding> widths;
-
-  const Binding* find(Symbol symbol) const {
-    for (const Binding& b : widths)
-      if (b.symbol == symbol) return &b;
-    return nullptr;
-  }
-
-  size_t width_of(const Type& type) const {
-    switch (type.kind()) {
-      case Type::Kind::Real: return 1;
-      case Type::Kind::Box: return 4;
-      case Type::Kind::Vec:
-        if (const Binding* b = find(type.width())) return b->width;
-        if (auto fixed = numeric_width(type.width())) return *fixed;
-        throw std::invalid_argument("interpret: width " + std::string(type.width().str()) +
-                                    " of an intermediate value is bound by no input");
-    }
-    return 1;
-  }
-};
-
-template <class T>
-BatchShape check_inputs(const Loss& loss, std::span<const Array<T>> inputs) {
-  if (inputs.size() != loss.inputs.size())
-    throw InputError("loss " + quoted(loss.name) + " takes " + plural(loss.inputs.size(), "input") + " (" +
-                     name_list(loss.inputs) + ") but got " + plural(inputs.size(), "array"));
-  BatchShape shape;
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    const LossInput& in = loss.inputs[i];
-    const Array<T>& array = inputs[i];
-    const std::string name = "input " + quoted(in.name);
-    switch (in.type.kind()) {
-      case Type::Kind::Real:
-        if (array.width != 1)
-          throw InputError(name + " is real and needs 1 value per row, got " + std::to_string(array.width));
-        break;
-      case Type::Kind::Box:
-        if (array.width != 4)
-          throw InputError(name + " is a box and needs 4 values per row (x1, y1, x2, y2), got " +
-                           std::to_string(array.width));
-        break;
-      case Type::Kind::Vec: {
-        const std::string type = in.type.str();
-        if (array.width == 0) throw InputError(name + " has no values per row; " + type + " needs at least one");
-        if (auto fixed = numeric_width(in.type.width()); fixed && *fixed != array.width)
-          throw InputError(name + " has " + std::to_string(array.width) + " values per row but its type " + type +
-                           " needs " + std::to_string(*fixed));
-        if (const auto* bound = shape.find(in.type.width())) {
-          if (bound->width != array.width)
-            throw InputError(name + " has " + std::to_string(array.width) + " values per row but " +
-                             quoted(loss.inputs[bound->input].name) + " has " + std::to_string(bound->width) +
-                             " (both " + type + ")");
-        } else {
-          shape.widths.push_back({in.type.width(), array.width, i});
-        }
-        break;
-      }
-    }
-    if (array.data.size() != array.rows * array.width)
-      throw InputError(name + " holds " + plural(array.data.size(), "value") + " but " +
-                       plural(array.rows, "row") + " of " + std::to_string(array.width) + " need " +
-                       std::to_string(array.rows * array.width));
-    if (i == 0)
-      shape.rows = array.rows;
-    else if (array.rows != shape.rows)
-      throw InputError(name + " has " + plural(array.rows, "row") + " but " + quoted(loss.inputs[0].name) +
-                       " has " + std::to_string(shape.rows));
-  }
-  return shape;
-}
-
-std::vector<double> param_values(const Loss& loss, const EvalOptions& options) {
-  if (options.params.empty()) {
-    std::vector<double> defaults;
-    for (const LossParam& p : loss.params) defaults.push_back(p.value);
-    return defaults;
-  }
-  if (options.params.size() != loss.params.size())
-    throw InputError("loss " + quoted(loss.name) + " has " + plural(loss.params.size(), "param") + " (" +
-                     name_list(loss.params) + ") but got " + plural(options.params.size(), "value"));
-  return options.params;
-}
 
 template <class T>
 class Tape {
@@ -248,6 +141,20 @@ class Tape {
         s.values.resize(s.width);  // leaves already hold their value; uniform ops compute one row
         s.data = s.values.data();
       }
+    }
+    // A node whose every path to the loss passes through a flat argument (the
+    // shares, where's condition) receives no adjoint: it stays inactive, so its
+    // partials (0 * inf at a pole) are never evaluated. compiler/autodiff.cpp
+    // builds no adjoint for such nodes either.
+    std::vector<bool> reaches(slots_.size(), false);
+    if (!reaches.empty()) reaches.back() = true;
+    for (size_t i = slots_.size(); i-- > 0;) {
+      Slot& s = slots_[i];
+      s.active = s.active && reaches[i];
+      const Op op = s.node->op();
+      for (size_t a = 0; a < s.node->args().size(); ++a)
+        if (reaches[i] && op != Op::MinShare && op != Op::MaxShare && !(op == Op::Where && a == 0))
+          reaches[s.args[a]] = true;
     }
   }
 
@@ -365,6 +272,13 @@ class Tape {
       case Op::Inter: per_row(s, rows, [](const T* p, const T* g) { return sem::inter(p, g); }); break;
       case Op::Enclose: per_row(s, rows, [](const T* p, const T* g) { return sem::enclose(p, g); }); break;
       case Op::Iou: per_row(s, rows, [](const T* p, const T* g) { return sem::iou(p, g); }); break;
+      case Op::Where: {
+        View c = view(arg(s, 0)), a = view(arg(s, 1)), b = view(arg(s, 2));
+        fill(s, rows, [&](size_t r, size_t col) { return sem::where(c(r, col), a(r, col), b(r, col)); });
+        break;
+      }
+      case Op::MinShare: binary<sem::min_share<T>>(s, rows); break;
+      case Op::MaxShare: binary<sem::max_share<T>>(s, rows); break;
     }
   }
 
@@ -395,6 +309,20 @@ class Tape {
     const size_t w = s.width;
     for (size_t r = 0; r < rows; ++r)
       for (size_t c = 0; c < w; ++c) adjoint[r * row_stride + c * col_stride] += g[r * w + c] * partial_at(r, c);
+  }
+  // Like accumulate, but adds the node's adjoint itself where `picked(r, c)`
+  // holds and nothing elsewhere.
+  template <class F>
+  void accumulate_selected(const Slot& s, size_t a, size_t rows, F picked) {
+    Slot& target = slots_[s.args[a]];
+    if (!target.active) return;
+    T* adjoint = target.adjoint.data();
+    const size_t row_stride = target.width, col_stride = target.width == 1 ? 0 : 1;
+    const T* g = s.adjoint.data();
+    const size_t w = s.width;
+    for (size_t r = 0; r < rows; ++r)
+      for (size_t c = 0; c < w; ++c)
+        if (picked(r, c)) adjoint[r * row_stride + c * col_stride] += g[r * w + c];
   }
   template <T (*Da)(T)>
   void unary_partial(const Slot& s, size_t rows) {
@@ -495,6 +423,16 @@ class Tape {
           vjp(arg(s, 0).data + 4 * r, arg(s, 1).data + 4 * r, g[r], adjoint_row(s, 0, r), adjoint_row(s, 1, r));
         break;
       }
+      case Op::Where: {
+        // The picked branch gets the adjoint itself, the other nothing (not g * 0,
+        // which would leak a NaN adjoint into it); the condition gets none.
+        View c = view(arg(s, 0));
+        for (size_t branch : {size_t(1), size_t(2)})
+          accumulate_selected(s, branch, rows, [&](size_t r, size_t col) { return (c(r, col) != T(0)) == (branch == 1); });
+        break;
+      }
+      case Op::MinShare:
+      case Op::MaxShare: break;  // flat: no gradient flows through a share
     }
   }
 

@@ -11,6 +11,7 @@ packages=(
   cmake ninja-build g++                          # the build
   antlr4 libantlr4-runtime-dev uuid-dev          # the DSL parser (generated at build time)
   libcli11-dev nlohmann-json3-dev                # the command line
+  llvm-16-dev libzstd-dev                        # the LLVM ORC CPU JIT (optional at configure time)
   libgtest-dev libgmock-dev libbenchmark-dev     # tests and benchmarks
   libmuparser-dev                                # a formula-parser peer for benchmarks
   clang-14 libclang-rt-14-dev                    # the libFuzzer target (ASan + UBSan)

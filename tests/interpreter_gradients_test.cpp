@@ -14,6 +14,7 @@
 #include <functional>
 #include <limits>
 
+#include "compiler/semantics.hpp"
 #include "interpreter_support.hpp"
 
 namespace lossforge {
@@ -168,6 +169,31 @@ std::vector<GradCase> clamp_cases() {
   return cases;
 }
 
+// where(c, a, b) with c at least 0.1 from 0: the condition gets no gradient,
+// the picked branch all of it.
+std::vector<GradCase> where_cases() {
+  std::vector<GradCase> cases;
+  {
+    LossBuilder b;
+    Expr c = b.pred("c"), x = b.pred("x"), y = b.pred("y");
+    Loss loss = b.build(call(Op::Where, {c, x, y}));
+    cases.push_back({"real", loss, [](Rng& rng) {
+                       return Batch<double>{draw(rng, 1, magnitude(0.1, 3)), draw(rng, 1, any(-3, 3)),
+                                            draw(rng, 1, any(-3, 3))};
+                     }});
+  }
+  {
+    LossBuilder b;
+    Expr c = b.pred("c", vec_type()), v = b.pred("v", vec_type()), s = b.pred("s"), w = b.data("w", vec_type());
+    Loss loss = b.build(call(Op::Dot, {w, call(Op::Where, {c, v, s})}));
+    cases.push_back({"row condition, row and real branches", loss, [](Rng& rng) {
+                       return Batch<double>{draw(rng, kWidth, magnitude(0.1, 3)), draw(rng, kWidth, any(-3, 3)),
+                                            draw(rng, 1, any(-3, 3)), weights(rng)};
+                     }});
+  }
+  return cases;
+}
+
 std::vector<GradCase> rowwise_cases(Op op) {
   std::vector<GradCase> cases;
   auto logits = [](Rng& rng) { return draw(rng, kWidth, any(-3, 3)); };
@@ -293,7 +319,10 @@ std::vector<GradCase> cases_for(Op op) {
     case Op::Div: return binary_cases(op, any(-3, 3), magnitude(0.3, 3));
     case Op::Pow: return binary_cases(op, any(0.2, 3), any(-2, 2));
     case Op::Min:
-    case Op::Max: return binary_cases(op, apart(-3, 3), apart(-3, 3));
+    case Op::Max:
+    case Op::MinShare:
+    case Op::MaxShare: return binary_cases(op, apart(-3, 3), apart(-3, 3));
+    case Op::Where: return where_cases();
     case Op::Clamp: return clamp_cases();
     case Op::Neg:
     case Op::Sin:
@@ -476,6 +505,30 @@ TEST(InterpreterGradients, SoftmaxGradientIsShiftInvariant) {
         evaluate(loss, to_float(Batch<double>{rows_of({{1000.1, 999.3, 1001.2, 1000.4}}), weights}));
     EXPECT_TRUE(close_to(shifted32.grads[0].data, base.grads[0].data, 1e-4)) << op_name(op) << " (f32)";
   }
+}
+
+TEST(InterpreterGradients, WhereSelectsAndSharesAreFlat) {
+  const double nan = std::nan("");
+  // Values: a NaN condition picks the first branch; shares split ties and pick NaN firsts.
+  EXPECT_EQ(gradient_at(Op::Where, {2, 5, 7}), (std::vector<double>{0, 1, 0}));
+  EXPECT_EQ(gradient_at(Op::Where, {0, 5, 7}), (std::vector<double>{0, 0, 1}));
+  EXPECT_EQ(gradient_at(Op::Where, {nan, 5, 7}), (std::vector<double>{0, 1, 0}));
+  EXPECT_EQ(gradient_at(Op::MinShare, {1, 1}), (std::vector<double>{0, 0}));
+  EXPECT_EQ(sem::where(nan, 5.0, 7.0), 5);
+  EXPECT_EQ(sem::min_share(1.0, 2.0), 1);
+  EXPECT_EQ(sem::min_share(2.0, 2.0), 0.5);
+  EXPECT_EQ(sem::min_share(nan, 2.0), 1);
+  EXPECT_EQ(sem::min_share(2.0, nan), 0);
+  EXPECT_EQ(sem::max_share(3.0, 2.0), 1);
+  EXPECT_EQ(sem::max_share(-3.0, 2.0), 0);
+  // A NaN adjoint reaches the picked branch only: where(0, x, y) * k with k NaN
+  // hands y the NaN and x nothing (not NaN * 0).
+  LossBuilder b;
+  Expr x = b.pred("x"), y = b.pred("y"), k = b.data("k");
+  Loss loss = b.build(call(Op::Mul, {call(Op::Where, {num(0), x, y}), k}));
+  Evaluation<double> e = evaluate(loss, Batch<double>{column({1}), column({2}), column({nan})});
+  EXPECT_EQ(e.grads[0].data[0], 0);
+  EXPECT_TRUE(std::isnan(e.grads[1].data[0]));
 }
 
 // ---- activity analysis -----------------------------------------------------------

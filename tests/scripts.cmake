@@ -21,3 +21,15 @@ else()
            COMMAND sh -c "echo 'python3-torch missing: run scripts/setup.sh' >&2; exit 1")
 endif()
 set_tests_properties(torch_reference PROPERTIES LABELS "reference" TIMEOUT 300)
+
+# embed_test uses only <lossforge/lossforge.hpp>, through the shared library.
+if(TARGET embed_test)
+  target_link_libraries(embed_test PRIVATE lossforge_library)
+endif()
+# embed_install: `cmake --install` to a fresh prefix, then examples/embed built
+# against it with find_package(lossforge) and run (tests/embed_install.cmake).
+add_test(NAME embed_install
+         COMMAND ${CMAKE_COMMAND} -DBUILD_DIR=${PROJECT_BINARY_DIR} -DSOURCE_DIR=${PROJECT_SOURCE_DIR}
+                 -DWORK_DIR=${CMAKE_CURRENT_BINARY_DIR}/embed_install "-DGENERATOR=${CMAKE_GENERATOR}"
+                 -DCXX_COMPILER=${CMAKE_CXX_COMPILER} -P ${CMAKE_CURRENT_SOURCE_DIR}/embed_install.cmake)
+set_tests_properties(embed_install PROPERTIES LABELS "install" TIMEOUT 600)

@@ -1,0 +1,260 @@
+// The LLVM ORC back end: loss + gradient throughput against the reference
+// interpreter and hand-written C++ (-O3 -march=native), and compile latency
+// from text to callable.
+//
+//   focal, CSE-Autoloss-B cls     1M elements (float32)
+//   cross-entropy, CSE-Autoloss-A cls   100k rows x 81 classes
+//   GIoU, CSE-Autoloss-B reg      1M box pairs
+//
+// Rows "llvm/1t" and "llvm/2t" run the JIT kernel on 1 and 2 threads;
+// "cpp" is bench/llvm_bench_handwritten.cpp. Counters are seconds per element
+// (or per row / per pair), printed with SI prefixes ("1.4n" = 1.4 ns).
+// compile/* measure text -> parse -> differentiate -> codegen -> O3 -> object
+// -> JIT link -> callable: "first" is the process's first compile (LLVM
+// initialisation included), "warm" later ones (median over the repetitions).
+#include <benchmark/benchmark.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "compiler/frontend.hpp"
+#include "llvm_bench_handwritten.hpp"
+#include "runtime/interpreter.hpp"
+#include "runtime/llvm_engine.hpp"
+#include "search/generate.hpp"
+
+namespace {
+
+using namespace lossforge;
+using Rng = std::mt19937_64;
+using C = benchmark::Counter;
+
+constexpr size_t kElements = size_t(1) << 20;  // focal, CSE-Autoloss-B cls
+constexpr size_t kBoxPairs = size_t(1) << 20;  // GIoU, CSE-Autoloss-B reg
+constexpr size_t kRows = 100000;               // cross-entropy, CSE-Autoloss-A cls ...
+constexpr size_t kClasses = 81;                // ... of 80 COCO classes and background
+
+std::string source_dir() {
+  const char* dir = std::getenv("LOSSFORGE_SOURCE_DIR");
+  return dir && *dir ? dir : LOSSFORGE_SOURCE_DIR;
+}
+
+std::string read_example(const std::string& file) { return source_dir() + "/examples/losses/" + file; }
+
+Loss example(const std::string& file, const std::string& name) {
+  Module module = load_module(SourceFile::read(read_example(file)));
+  const Loss* loss = module.find(name);
+  if (!loss) throw std::runtime_error(file + " has no loss " + name);
+  return *loss;
+}
+
+double uniform(Rng& rng, double lo, double hi) { return std::uniform_real_distribution<double>(lo, hi)(rng); }
+
+Array<float> column(size_t rows, Rng& rng, double lo, double hi) {
+  Array<float> a(rows, 1);
+  for (float& v : a.data) v = float(uniform(rng, lo, hi));
+  return a;
+}
+
+Array<float> labels(size_t rows, Rng& rng, double positive_rate) {
+  Array<float> a(rows, 1);
+  for (float& v : a.data) v = std::bernoulli_distribution(positive_rate)(rng) ? 1.0f : 0.0f;
+  return a;
+}
+
+std::vector<Array<float>> focal_inputs(Rng& rng) {
+  return {column(kElements, rng, -6, 2), labels(kElements, rng, 0.05)};
+}
+
+std::vector<Array<float>> binary_cls_inputs(Rng& rng) {
+  Array<float> x = column(kElements, rng, -6, 2), py = labels(kElements, rng, 0.05);
+  Array<float> q(kElements, 1), ny(kElements, 1);
+  for (size_t i = 0; i < kElements; ++i) {
+    ny.data[i] = 1 - py.data[i];
+    q.data[i] = py.data[i] == 1 ? float(uniform(rng, 0.3, 0.95)) : 0.0f;
+  }
+  return {x, q, py, ny};
+}
+
+// x logits, y one-hot; for CSE-Autoloss-A also Z (here: the softmax-like scores, any values).
+std::vector<Array<float>> multi_cls_inputs(Rng& rng, size_t count) {
+  std::vector<Array<float>> out;
+  Array<float> x(kRows, kClasses), y(kRows, kClasses);
+  for (float& v : x.data) v = float(uniform(rng, -4, 4));
+  for (size_t r = 0; r < kRows; ++r) y.row(r)[std::uniform_int_distribution<size_t>(0, kClasses - 1)(rng)] = 1;
+  out = {x, y};
+  if (count == 3) {
+    Array<float> z(kRows, kClasses);
+    for (float& v : z.data) v = float(uniform(rng, 0, 1));
+    out.push_back(z);
+  }
+  return out;
+}
+
+std::vector<Array<float>> box_inputs(Rng& rng) {
+  Array<float> p(kBoxPairs, 4), g(kBoxPairs, 4);
+  for (size_t r = 0; r < kBoxPairs; ++r) {
+    double x = uniform(rng, 0, 600), y = uniform(rng, 0, 400), w = uniform(rng, 8, 300), h = uniform(rng, 8, 300);
+    double px = x + uniform(rng, -0.8, 0.8) * w, py = y + uniform(rng, -0.8, 0.8) * h;
+    double gv[] = {x, y, x + w, y + h};
+    double pv[] = {px, py, px + w * uniform(rng, 0.6, 1.6), py + h * uniform(rng, 0.6, 1.6)};
+    for (int c = 0; c < 4; ++c) {
+      g.row(r)[c] = float(gv[c]);
+      p.row(r)[c] = float(pv[c]);
+    }
+  }
+  return {p, g};
+}
+
+void set_rate(benchmark::State& state, size_t units, const char* unit, size_t per_unit = 0) {
+  state.counters[std::string("sec/") + unit] = C(double(units), C::kIsIterationInvariantRate | C::kInvert);
+  if (per_unit) state.counters["sec/element"] = C(double(units * per_unit), C::kIsIterationInvariantRate | C::kInvert);
+}
+
+struct Workload {
+  std::string name;
+  Loss loss;
+  std::vector<Array<float>> inputs;
+  size_t units;
+  const char* unit;
+  size_t per_unit;
+};
+
+void register_workload(const Workload& w) {
+  EvalOptions eval;
+  eval.gradients = true;
+  benchmark::RegisterBenchmark(("interp/" + w.name).c_str(), [w, eval](benchmark::State& state) {
+    for (auto _ : state) {
+      auto result = interpret<float>(w.loss, std::span<const Array<float>>(w.inputs), eval);
+      benchmark::DoNotOptimize(result.loss.data());
+    }
+    set_rate(state, w.units, w.unit, w.per_unit);
+  })->Unit(benchmark::kMillisecond)->MinTime(0.5);
+  for (int threads : {1, 2}) {
+    LlvmOptions options;
+    options.threads = threads;
+    auto compiled = std::make_shared<CompiledLoss>(CompiledLoss::compile(w.loss, options));
+    benchmark::RegisterBenchmark(("llvm/" + std::to_string(threads) + "t/" + w.name).c_str(),
+                                 [w, eval, compiled](benchmark::State& state) {
+                                   for (auto _ : state) {
+                                     auto result = compiled->evaluate<float>(w.inputs, eval);
+                                     benchmark::DoNotOptimize(result.loss.data());
+                                   }
+                                   set_rate(state, w.units, w.unit, w.per_unit);
+                                 })
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
+  }
+}
+
+// The hand-written baselines write into preallocated outputs, as a person's
+// loop would; the JIT rows include allocating their result arrays.
+void register_handwritten(const std::vector<Array<float>>& focal, const std::vector<Array<float>>& boxes) {
+  benchmark::RegisterBenchmark("cpp/focal", [focal](benchmark::State& state) {
+    std::vector<float> loss(kElements), grad(kElements);
+    for (auto _ : state) {
+      bench::focal_loss_grad(focal[0].data.data(), focal[1].data.data(), loss.data(), grad.data(), kElements, 0.25f,
+                             2.0f);
+      benchmark::DoNotOptimize(loss.data());
+    }
+    set_rate(state, kElements, "element");
+  })->Unit(benchmark::kMillisecond);
+  benchmark::RegisterBenchmark("cpp/giou", [boxes](benchmark::State& state) {
+    std::vector<float> loss(kBoxPairs), grad(4 * kBoxPairs);
+    for (auto _ : state) {
+      bench::giou_loss_grad(boxes[0].data.data(), boxes[1].data.data(), loss.data(), grad.data(), kBoxPairs);
+      benchmark::DoNotOptimize(loss.data());
+    }
+    set_rate(state, kBoxPairs, "pair");
+  })->Unit(benchmark::kMillisecond);
+}
+
+// Text -> callable, loss + gradient, float32.
+CompiledLoss compile_text(const std::string& text) {
+  Module module = load_module(SourceFile::from_text("<bench>", text));
+  return CompiledLoss::compile(module.losses.front());
+}
+
+std::string file_text(const std::string& path) {
+  SourcePtr source = SourceFile::read(path);
+  return std::string(source->text());
+}
+
+void register_compile_latency(double first_ms) {
+  benchmark::RegisterBenchmark("compile/first/focal", [first_ms](benchmark::State& state) {
+    for (auto _ : state) state.SetIterationTime(first_ms / 1e3);
+  })->UseManualTime()->Iterations(1)->Unit(benchmark::kMillisecond);
+  for (const auto& [name, file] : std::vector<std::pair<std::string, std::string>>{
+           {"focal", "focal.loss"}, {"giou", "giou.loss"}, {"cse_autoloss_a", "cse_autoloss_a.loss"}}) {
+    const std::string text = file_text(read_example(file));
+    benchmark::RegisterBenchmark(("compile/warm/" + name).c_str(), [text](benchmark::State& state) {
+      for (auto _ : state) {
+        CompiledLoss compiled = compile_text(text);
+        benchmark::DoNotOptimize(compiled.object_code().data());
+      }
+    })->Unit(benchmark::kMillisecond)->Repetitions(5)->ReportAggregatesOnly(true);
+  }
+  // Loading object code that was compiled before (what a kernel cache hit
+  // costs besides reading the bytes): a fresh LLJIT linking the object.
+  benchmark::RegisterBenchmark("compile/load_object/giou", [](benchmark::State& state) {
+    const Loss loss = example("giou.loss", "giou");
+    const CompiledLoss compiled = CompiledLoss::compile(loss);
+    const std::string object(compiled.object_code());
+    for (auto _ : state) {
+      CompiledLoss loaded = CompiledLoss::load(loss, LlvmOptions{}, object);
+      benchmark::DoNotOptimize(loaded.object_code().data());
+    }
+  })->Unit(benchmark::kMillisecond)->Repetitions(5)->ReportAggregatesOnly(true);
+  // Random search candidates (binary_cls, depth <= 5): what the search compiles.
+  benchmark::RegisterBenchmark("compile/warm/random_binary_cls", [](benchmark::State& state) {
+    Rng rng(1);
+    GenerateOptions generate;
+    const Preset& preset = *find_preset("binary_cls");
+    for (auto _ : state) {
+      state.PauseTiming();
+      Loss loss;
+      loss.name = "candidate";
+      loss.inputs = preset.inputs;
+      loss.body = random_expr(preset, rng, generate, GrowMethod::Grow);
+      state.ResumeTiming();
+      CompiledLoss compiled = CompiledLoss::compile(loss);
+      benchmark::DoNotOptimize(compiled.object_code().data());
+    }
+  })->Unit(benchmark::kMillisecond)->Repetitions(5)->ReportAggregatesOnly(true);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+
+  const auto start = std::chrono::steady_clock::now();
+  CompiledLoss first = compile_text(file_text(read_example("focal.loss")));
+  const double first_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  benchmark::DoNotOptimize(first.object_code().data());
+
+  Rng rng(7);
+  const auto focal = focal_inputs(rng);
+  const auto boxes = box_inputs(rng);
+  register_workload({"focal", example("focal.loss", "sigmoid_focal"), focal, kElements, "element", 0});
+  register_workload({"cse_autoloss_b_cls", example("cse_autoloss_b.loss", "cse_autoloss_b_cls"),
+                     binary_cls_inputs(rng), kElements, "element", 0});
+  register_workload({"ce_c81", example("cross_entropy.loss", "cross_entropy"), multi_cls_inputs(rng, 2), kRows,
+                     "row", kClasses});
+  register_workload({"cse_autoloss_a_cls_c81", example("cse_autoloss_a.loss", "cse_autoloss_a_cls"),
+                     multi_cls_inputs(rng, 3), kRows, "row", kClasses});
+  register_workload({"giou", example("giou.loss", "giou"), boxes, kBoxPairs, "pair", 0});
+  register_workload({"cse_autoloss_b_reg", example("cse_autoloss_b.loss", "cse_autoloss_b_reg"), boxes, kBoxPairs,
+                     "pair", 0});
+  register_handwritten(focal, boxes);
+  register_compile_latency(first_ms);
+
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -1,0 +1,11 @@
+#include "compiler/canonical.hpp"
+
+#include "compiler/simplify.hpp"
+
+namespace lossforge {
+
+Expr canonicalize(const Expr& e) { return simplify(e); }
+
+uint64_t canonical_hash(const Expr& e) { return e ? canonicalize(e)->hash() : 0; }
+
+}  // namespace lossforge

@@ -1,0 +1,888 @@
+// IR -> LLVM IR -> optimised native code, for one Kernel.
+//
+// Shape of the generated code
+//   lossforge_kernel (external) loads the input and output pointers from their
+//   arrays and calls the row function, which is internal and always inlined:
+//   its pointer arguments are `noalias`, so after inlining the vectoriser knows
+//   that no store to an output can change an input and needs no runtime
+//   overlap checks. The row function computes the uniform nodes (no input
+//   below them) once, then loops over rows [begin, end):
+//     * a `real` node is one SSA value per row;
+//     * a `box` is an input row of 4 values, read by field and box ops;
+//     * a `real[C]` node owns one row of scratch memory. Element-wise real[C]
+//       nodes are not computed one loop each: consecutive ones (in topological
+//       order) of the same width are fused into one column loop, which stores
+//       only the values something outside the loop reads. Row-wise ops
+//       (softmax, logsumexp, dot, ...) are their own loops.
+//   Rows of scalar losses (focal, GIoU, ...) vectorise across rows; losses
+//   over real[C] vectorise inside the column loops.
+//
+// Exactness
+//   Each op mirrors compiler/semantics.hpp: the same formula, the same order of
+//   operations, the same constants rounded to T, the same NaN-aware selects
+//   for min/max/clamp/relu and box sides. No fast-math flags: no reassociation,
+//   no FMA contraction, so +, -, *, / round exactly as the interpreter's do.
+//   Row reductions (sum, dot, the softmax denominators) add left to right as
+//   the interpreter does; that keeps them scalar (x86 has no ordered vector
+//   reduction), while their element-wise parts vectorise.
+//
+// Math routines (T = float uses the f-suffixed ones)
+//   exp, log, sin, cos, pow   llvm.exp/log/sin/cos/pow intrinsics. Scalar:
+//       glibc libm (≤ 1 ulp in float and double, per glibc's error tables).
+//       In vectorised loops: glibc's libmvec AVX2 variants (_ZGVdN8v_expf,
+//       _ZGVdN4v_exp, ...), mapped by the TargetLibraryInfo vector library
+//       LIBMVEC-X86; glibc documents them to at most 4 ulp.
+//   sqrt, fabs                llvm.sqrt/fabs: exact (correctly rounded).
+//   tanh, erf, erfc, atan, cosh, hypot   scalar glibc libm calls, the very
+//       routines the interpreter calls (glibc's tables: ≤ 2 ulp, erfc in double
+//       up to 5); LLVM 16 maps none of them to libmvec, so a row loop that
+//       calls them stays scalar.
+//   log1p (softplus)          not called: softplus needs log1p(e) for
+//       e = exp(-|a|) in (0, 1], which is computed as Goldberg's
+//       u = 1 + e; u == 1 ? e : log(u) * e / (u - 1), accurate to a few ulp
+//       when log is (D. Goldberg, "What every computer scientist should know
+//       about floating-point arithmetic", Theorem 4), and vectorisable
+//       through libmvec's log.
+//   The interpreter calls the scalar libm routines, so LLVM and interpreter
+//   results differ only by these few ulp (and what a formula makes of them).
+#include "compiler/codegen_llvm.hpp"
+
+#include <llvm/ADT/StringMap.h>
+#include <llvm/Analysis/TargetLibraryInfo.h>
+#include <llvm/Analysis/TargetTransformInfo.h>
+#include <llvm/Config/llvm-config.h>
+#include <llvm/IR/IRBuilder.h>
+#include <llvm/IR/Intrinsics.h>
+#include <llvm/IR/LLVMContext.h>
+#include <llvm/IR/LegacyPassManager.h>
+#include <llvm/IR/Module.h>
+#include <llvm/IR/Verifier.h>
+#include <llvm/MC/SubtargetFeature.h>
+#include <llvm/MC/TargetRegistry.h>
+#include <llvm/Passes/PassBuilder.h>
+#include <llvm/Support/DynamicLibrary.h>
+#include <llvm/Support/TargetSelect.h>
+#include <llvm/Support/raw_ostream.h>
+#include <llvm/Target/TargetMachine.h>
+#include <llvm/Target/TargetOptions.h>
+#include <llvm/TargetParser/Host.h>
+
+#include <array>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "compiler/error.hpp"
+#include "compiler/semantics.hpp"
+
+namespace lossforge::llvm_codegen {
+namespace {
+
+// ---- the host target ---------------------------------------------------------
+
+void initialize_llvm() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    llvm::InitializeNativeTarget();
+    llvm::InitializeNativeTargetAsmPrinter();
+    llvm::InitializeNativeTargetAsmParser();
+  });
+}
+
+struct HostTarget {
+  std::string triple;
+  std::string cpu;
+  std::string features;
+  bool libmvec = false;  // glibc's vector math library can be loaded into this process
+};
+
+const HostTarget& host_target() {
+  static const HostTarget host = [] {
+    initialize_llvm();
+    HostTarget h;
+    h.triple = llvm::sys::getProcessTriple();
+    h.cpu = llvm::sys::getHostCPUName().str();
+    llvm::SubtargetFeatures features;
+    llvm::StringMap<bool> host_features;
+    if (llvm::sys::getHostCPUFeatures(host_features))
+      for (const auto& feature : host_features) features.AddFeature(feature.first(), feature.second);
+    h.features = features.getString();
+    // The JIT resolves the vector variants from libmvec.so.1 (runtime/llvm_engine.cpp
+    // loads it the same way); without it the loops must not call them.
+    std::string error;
+    h.libmvec = llvm::sys::DynamicLibrary::getPermanentLibrary("libmvec.so.1", &error).isValid();
+    return h;
+  }();
+  return host;
+}
+
+// Position-independent, small code model: the object can be loaded at any
+// address by the JIT's linker (it makes stubs for the libm calls).
+std::unique_ptr<llvm::TargetMachine> host_machine() {
+  const HostTarget& host = host_target();
+  std::string error;
+  const llvm::Target* target = llvm::TargetRegistry::lookupTarget(host.triple, error);
+  if (!target) throw UnavailableError("LLVM has no target for " + host.triple + ": " + error);
+  llvm::TargetOptions options;  // IEEE semantics: no unsafe math, no FMA contraction
+  std::unique_ptr<llvm::TargetMachine> machine(target->createTargetMachine(
+      host.triple, host.cpu, host.features, options, llvm::Reloc::PIC_, llvm::CodeModel::Small,
+      llvm::CodeGenOpt::Aggressive));
+  if (!machine) throw UnavailableError("LLVM cannot make a target machine for " + host.triple + " " + host.cpu);
+  return machine;
+}
+
+// ---- the kernel builder ------------------------------------------------------
+
+class KernelBuilder {
+ public:
+  KernelBuilder(llvm::Module& module, const Kernel& kernel, DType dtype)
+      : ctx_(module.getContext()),
+        module_(module),
+        kernel_(kernel),
+        loss_(kernel.loss),
+        b_(ctx_),
+        t_(dtype == DType::F32 ? llvm::Type::getFloatTy(ctx_) : llvm::Type::getDoubleTy(ctx_)),
+        f32_(dtype == DType::F32),
+        i64_(llvm::Type::getInt64Ty(ctx_)),
+        ptr_(llvm::PointerType::get(ctx_, 0)) {}
+
+  void build() {
+    plan();
+    llvm::Function* rows = build_row_function();
+    build_entry(rows);
+    build_scratch_size();
+  }
+
+ private:
+  // What the code generator knows about one node before emitting anything.
+  struct NodePlan {
+    bool uniform = true;      // depends on no input
+    size_t width_input = 0;   // real[C] nodes: the input whose row width is C
+    std::vector<const Node*> users;
+    size_t scratch = SIZE_MAX;  // real[C] non-inputs: index of its scratch row
+  };
+
+  // ---- planning ----
+
+  void plan() {
+    if (!loss_.body || !loss_.body->type().is_real())
+      throw std::invalid_argument("codegen: the body of loss '" + loss_.name + "' is not real");
+    if (kernel_.has_gradients()) check_gradient_shapes(loss_, kernel_.gradients);
+    roots_ = kernel_.roots();
+    order_ = topological_order(roots_);
+    for (const Node* n : order_) {
+      NodePlan& p = plan_[n];
+      for (const Expr& a : n->args()) {
+        plan_[a.get()].users.push_back(n);
+        p.uniform = p.uniform && plan_[a.get()].uniform;
+      }
+      if (n->op() == Op::Input) {
+        const size_t index = size_t(n->index());
+        if (n->index() < 0 || index >= loss_.inputs.size() || !(loss_.inputs[index].type == n->type()))
+          throw std::invalid_argument("codegen: input node '" + n->name() + "' does not match the inputs of loss '" +
+                                      loss_.name + "'");
+        p.uniform = false;
+      }
+      if (n->op() == Op::Param && (n->index() < 0 || size_t(n->index()) >= loss_.params.size()))
+        throw std::invalid_argument("codegen: param node '" + n->name() + "' has no entry in loss '" + loss_.name +
+                                    "'");
+      if (n->type().is_vec()) {
+        p.width_input = width_input(n->type());
+        if (n->op() != Op::Input) {
+          p.scratch = scratch_inputs_.size();
+          scratch_inputs_.push_back(p.width_input);
+        }
+      }
+      if (n->type().is_box() && n->op() != Op::Input)
+        throw std::invalid_argument("codegen: box values other than inputs are not supported (" +
+                                    std::string(op_name(n->op())) + ")");
+    }
+  }
+
+  // The first input whose type spells the same width: its row width is the
+  // width of every real[C] value with that C (the input checks enforce it).
+  size_t width_input(const Type& type) const {
+    for (size_t i = 0; i < loss_.inputs.size(); ++i)
+      if (loss_.inputs[i].type.is_vec() && loss_.inputs[i].type.width() == type.width()) return i;
+    throw std::invalid_argument("codegen: width " + std::string(type.width().str()) + " is bound by no input of '" +
+                                loss_.name + "'");
+  }
+
+  // ---- small IR helpers ----
+
+  llvm::Value* k(double value) { return llvm::ConstantFP::get(t_, value); }
+  llvm::Value* index(int64_t value) { return llvm::ConstantInt::get(i64_, value); }
+
+  llvm::Value* intrinsic(llvm::Intrinsic::ID id, std::initializer_list<llvm::Value*> args) {
+    return b_.CreateIntrinsic(id, {t_}, llvm::ArrayRef<llvm::Value*>(args.begin(), args.size()));
+  }
+  // A libm function without a vector mapping: pure, so it may be hoisted,
+  // merged and (were there a mapping) vectorised.
+  llvm::Value* libm(const std::string& name, std::initializer_list<llvm::Value*> args) {
+    std::vector<llvm::Type*> params(args.size(), t_);
+    llvm::FunctionCallee callee =
+        module_.getOrInsertFunction(f32_ ? name + "f" : name, llvm::FunctionType::get(t_, params, false));
+    if (auto* f = llvm::dyn_cast<llvm::Function>(callee.getCallee())) {
+      f->setDoesNotAccessMemory();
+      f->setDoesNotThrow();
+      f->setWillReturn();
+    }
+    llvm::CallInst* call = b_.CreateCall(callee, llvm::ArrayRef<llvm::Value*>(args.begin(), args.size()));
+    call->setDoesNotAccessMemory();
+    call->setDoesNotThrow();
+    return call;
+  }
+  llvm::Value* exp(llvm::Value* a) { return intrinsic(llvm::Intrinsic::exp, {a}); }
+  llvm::Value* log(llvm::Value* a) { return intrinsic(llvm::Intrinsic::log, {a}); }
+  llvm::Value* fabs(llvm::Value* a) { return intrinsic(llvm::Intrinsic::fabs, {a}); }
+
+  llvm::Value* is_nan(llvm::Value* a) { return b_.CreateFCmpUNO(a, a); }
+  // sem::min_picks_a / max_picks_a: a <= b || isnan(a) (a NaN in b is picked by the select).
+  llvm::Value* min_picks_a(llvm::Value* a, llvm::Value* b) { return b_.CreateOr(b_.CreateFCmpOLE(a, b), is_nan(a)); }
+  llvm::Value* max_picks_a(llvm::Value* a, llvm::Value* b) { return b_.CreateOr(b_.CreateFCmpOGE(a, b), is_nan(a)); }
+  llvm::Value* min(llvm::Value* a, llvm::Value* b) { return b_.CreateSelect(min_picks_a(a, b), a, b); }
+  llvm::Value* max(llvm::Value* a, llvm::Value* b) { return b_.CreateSelect(max_picks_a(a, b), a, b); }
+  llvm::Value* half_sum(llvm::Value* a) { return b_.CreateFDiv(b_.CreateFAdd(a, k(1)), k(2)); }  // (a + 1) / 2
+
+  // sem::min_share_a / max_share_a once `wins` (a NaN or strictly better) is known.
+  llvm::Value* share(llvm::Value* wins, llvm::Value* a, llvm::Value* b) {
+    return b_.CreateSelect(wins, k(1), b_.CreateSelect(b_.CreateFCmpOEQ(a, b), k(0.5), k(0)));
+  }
+
+  // log1p(e) for e in (0, 1] (or NaN), Goldberg's form: see the file comment.
+  llvm::Value* log1p_of_small(llvm::Value* e) {
+    llvm::Value* u = b_.CreateFAdd(k(1), e);
+    llvm::Value* ratio = b_.CreateFDiv(b_.CreateFMul(log(u), e), b_.CreateFSub(u, k(1)));
+    return b_.CreateSelect(b_.CreateFCmpOEQ(u, k(1)), e, ratio);
+  }
+
+  // ---- element-wise semantics (compiler/semantics.hpp, op by op) ----
+
+  llvm::Value* elementwise(const Node& n, const std::vector<llvm::Value*>& a) {
+    switch (n.op()) {
+      case Op::Add: return b_.CreateFAdd(a[0], a[1]);
+      case Op::Sub: return b_.CreateFSub(a[0], a[1]);
+      case Op::Mul: return b_.CreateFMul(a[0], a[1]);
+      case Op::Div: return b_.CreateFDiv(a[0], b_.CreateFAdd(a[1], k(sem::kDivEps)));
+      case Op::Neg: return b_.CreateFNeg(a[0]);
+      case Op::Pow: return intrinsic(llvm::Intrinsic::pow, {a[0], a[1]});
+      case Op::Log: return log(b_.CreateFAdd(a[0], k(sem::kLogEps)));
+      case Op::Exp: return exp(min(a[0], k(sem::kExpMax)));
+      case Op::Sqrt: return intrinsic(llvm::Intrinsic::sqrt, {a[0]});
+      case Op::Abs: return fabs(a[0]);
+      case Op::Sin: return intrinsic(llvm::Intrinsic::sin, {a[0]});
+      case Op::Cos: return intrinsic(llvm::Intrinsic::cos, {a[0]});
+      case Op::Tanh: return libm("tanh", {a[0]});
+      case Op::Relu:  // a > 0 || isnan(a) ? a : 0 -- "unordered or greater than"
+        return b_.CreateSelect(b_.CreateFCmpUGT(a[0], k(0)), a[0], k(0));
+      case Op::Softplus: {
+        // (a > 0 ? a : 0) + log1p(exp(-|a|))
+        llvm::Value* positive = b_.CreateSelect(b_.CreateFCmpOGT(a[0], k(0)), a[0], k(0));
+        return b_.CreateFAdd(positive, log1p_of_small(exp(b_.CreateFNeg(fabs(a[0])))));
+      }
+      case Op::Sigmoid: {
+        // The two branches exponentiate -a (a >= 0) and a (a < 0): both are
+        // exp(-|a|), so one exp serves both and the select vectorises.
+        llvm::Value* e = exp(b_.CreateFNeg(fabs(a[0])));
+        llvm::Value* one_plus = b_.CreateFAdd(k(1), e);
+        return b_.CreateSelect(b_.CreateFCmpOGE(a[0], k(0)), b_.CreateFDiv(k(1), one_plus),
+                               b_.CreateFDiv(e, one_plus));
+      }
+      case Op::Serf:  // (erf((√π/2)·a / 2) + 1) / 2
+        return half_sum(libm("erf", {b_.CreateFDiv(b_.CreateFMul(k(sem::kSqrtPi / 2), a[0]), k(2))}));
+      case Op::Salf: {  // u = a / 2; (u / hypot(1, u) + 1) / 2
+        llvm::Value* u = b_.CreateFDiv(a[0], k(2));
+        return half_sum(b_.CreateFDiv(u, libm("hypot", {k(1), u})));
+      }
+      case Op::Sgdf: {  // ((2/π)·2·atan(tanh(π·a / 8)) + 1) / 2
+        llvm::Value* t = libm("tanh", {b_.CreateFDiv(b_.CreateFMul(k(sem::kPi), a[0]), k(8))});
+        return half_sum(b_.CreateFMul(b_.CreateFMul(k(2 / sem::kPi), k(2)), libm("atan", {t})));
+      }
+      case Op::Erf: return libm("erf", {a[0]});
+      case Op::Erfc: return libm("erfc", {a[0]});
+      case Op::Min: return min(a[0], a[1]);
+      case Op::Max: return max(a[0], a[1]);
+      case Op::Clamp: return min(max(a[0], a[1]), a[2]);
+      case Op::Where:  // c != 0 ? a : b; a NaN condition is "unordered or not equal": picks a
+        return b_.CreateSelect(b_.CreateFCmpUNE(a[0], k(0)), a[1], a[2]);
+      case Op::MinShare:  // isnan(a) || a < b ? 1 : a == b ? 1/2 : 0
+        return share(b_.CreateOr(is_nan(a[0]), b_.CreateFCmpOLT(a[0], a[1])), a[0], a[1]);
+      case Op::MaxShare:
+        return share(b_.CreateOr(is_nan(a[0]), b_.CreateFCmpOGT(a[0], a[1])), a[0], a[1]);
+      case Op::Const:
+      case Op::Input:
+      case Op::Param:
+      case Op::Softmax:
+      case Op::LogSoftmax:
+      case Op::Logsumexp:
+      case Op::Dot:
+      case Op::Sum:
+      case Op::Mean:
+      case Op::Field:
+      case Op::Area:
+      case Op::Inter:
+      case Op::Enclose:
+      case Op::Iou: break;
+    }
+    throw std::logic_error("codegen: '" + std::string(op_name(n.op())) + "' is not element-wise");
+  }
+
+  // ---- loops ----
+
+  // for (i = start; i < count; ++i) body, with loop-carried values; returns
+  // their values after the loop (the initial ones when it runs zero times).
+  using LoopBody = std::function<std::vector<llvm::Value*>(llvm::Value* i, const std::vector<llvm::Value*>& carried)>;
+  std::vector<llvm::Value*> loop(llvm::Value* start, llvm::Value* count, const std::vector<llvm::Value*>& initial,
+                                 const LoopBody& body, const char* name) {
+    llvm::Function* f = b_.GetInsertBlock()->getParent();
+    llvm::BasicBlock* before = b_.GetInsertBlock();
+    llvm::BasicBlock* head = llvm::BasicBlock::Create(ctx_, name, f);
+    llvm::BasicBlock* done = llvm::BasicBlock::Create(ctx_, std::string(name) + ".done", f);
+    b_.CreateCondBr(b_.CreateICmpSLT(start, count), head, done);
+
+    b_.SetInsertPoint(head);
+    llvm::PHINode* i = b_.CreatePHI(i64_, 2, "i");
+    std::vector<llvm::PHINode*> phis;
+    std::vector<llvm::Value*> carried;
+    for (llvm::Value* v : initial) {
+      phis.push_back(b_.CreatePHI(v->getType(), 2));
+      carried.push_back(phis.back());
+    }
+    std::vector<llvm::Value*> next = body(i, carried);
+    llvm::Value* i_next = b_.CreateAdd(i, index(1), "", /*HasNUW=*/true, /*HasNSW=*/true);
+    llvm::BasicBlock* latch = b_.GetInsertBlock();
+    b_.CreateCondBr(b_.CreateICmpSLT(i_next, count), head, done);
+    i->addIncoming(start, before);
+    i->addIncoming(i_next, latch);
+    for (size_t c = 0; c < phis.size(); ++c) {
+      phis[c]->addIncoming(initial[c], before);
+      phis[c]->addIncoming(next[c], latch);
+    }
+
+    b_.SetInsertPoint(done);
+    std::vector<llvm::Value*> out;
+    for (size_t c = 0; c < phis.size(); ++c) {
+      llvm::PHINode* result = b_.CreatePHI(initial[c]->getType(), 2);
+      result->addIncoming(initial[c], before);
+      result->addIncoming(next[c], latch);
+      out.push_back(result);
+    }
+    return out;
+  }
+
+  // ---- per-row values ----
+
+  // Column `c` of a value inside a column loop: a real is broadcast, a real[C]
+  // is read from its row (or taken from the loop being emitted, `local`).
+  using Local = std::unordered_map<const Node*, llvm::Value*>;
+  llvm::Value* column(const Node* n, llvm::Value* c, const Local* local = nullptr) {
+    if (!n->type().is_vec()) return scalar_.at(n);
+    if (local)
+      if (auto it = local->find(n); it != local->end()) return it->second;
+    return b_.CreateLoad(t_, b_.CreateInBoundsGEP(t_, row_.at(n), c));
+  }
+  void store_column(llvm::Value* value, llvm::Value* row, llvm::Value* c) {
+    b_.CreateStore(value, b_.CreateInBoundsGEP(t_, row, c));
+  }
+  llvm::Value* width_of(const Node* n) { return widths_[plan_.at(n).width_input]; }
+
+  // A sink: after all nodes, a real[C] (or broadcast real) root written to an output row.
+  struct Sink {
+    const Node* node;
+    llvm::Value* row;  // T* to the output row
+  };
+
+  // Emits the pending element-wise real[C] nodes of one width as one column
+  // loop, plus the sinks of that width.
+  void flush(size_t width_input, const std::vector<Sink>& sinks = {}) {
+    std::vector<const Node*> group = std::move(pending_[width_input]);
+    pending_[width_input].clear();
+    if (group.empty() && sinks.empty()) return;
+    std::unordered_set<const Node*> in_group(group.begin(), group.end());
+    std::unordered_set<const Node*> sunk;
+    for (const Sink& s : sinks) sunk.insert(s.node);
+    for (const Node* n : group) pending_set_.erase(n);
+    // A node needs its scratch row when something outside this loop reads it.
+    std::vector<bool> stored;
+    for (const Node* n : group) {
+      bool outside = is_root(n) && !sunk.count(n);
+      for (const Node* user : plan_.at(n).users) outside = outside || !in_group.count(user);
+      stored.push_back(outside);
+    }
+    llvm::Value* width = widths_[width_input];
+    loop(index(0), width, {},
+         [&](llvm::Value* c, const std::vector<llvm::Value*>&) {
+           Local local;
+           for (size_t g = 0; g < group.size(); ++g) {
+             const Node* n = group[g];
+             std::vector<llvm::Value*> args;
+             for (const Expr& a : n->args()) args.push_back(column(a.get(), c, &local));
+             llvm::Value* v = elementwise(*n, args);
+             local[n] = v;
+             if (stored[g]) store_column(v, row_.at(n), c);
+           }
+           for (const Sink& s : sinks) store_column(column(s.node, c, &local), s.row, c);
+           return std::vector<llvm::Value*>{};
+         },
+         "cols");
+  }
+  bool is_root(const Node* n) const { return root_set_.count(n) > 0; }
+
+  // Flushes the pending loops that `n` reads from.
+  void flush_arguments(const Node* n) {
+    for (const Expr& a : n->args())
+      if (pending_set_.count(a.get())) flush(plan_.at(a.get()).width_input);
+  }
+
+  // The row maximum, as sem::row_max: m = x[0]; m = x[i] > m ? x[i] : m.
+  llvm::Value* row_max(const Node* x, llvm::Value* width) {
+    llvm::Value* first = column(x, index(0));
+    return loop(index(1), width, {first},
+                [&](llvm::Value* c, const std::vector<llvm::Value*>& m) {
+                  llvm::Value* v = column(x, c);
+                  return std::vector<llvm::Value*>{b_.CreateSelect(b_.CreateFCmpOGT(v, m[0]), v, m[0])};
+                },
+                "max")[0];
+  }
+  // Σ row[i], left to right (a separate loop so the loop that fills `row` vectorises).
+  llvm::Value* row_sum(llvm::Value* row, llvm::Value* width) {
+    return loop(index(0), width, {k(0)},
+                [&](llvm::Value* c, const std::vector<llvm::Value*>& total) {
+                  return std::vector<llvm::Value*>{
+                      b_.CreateFAdd(total[0], b_.CreateLoad(t_, b_.CreateInBoundsGEP(t_, row, c)))};
+                },
+                "sum")[0];
+  }
+  // out[i] = exp(x[i] - m); returns Σ out[i].
+  llvm::Value* shifted_exps(const Node* x, llvm::Value* m, llvm::Value* out, llvm::Value* width) {
+    loop(index(0), width, {},
+         [&](llvm::Value* c, const std::vector<llvm::Value*>&) {
+           store_column(exp(b_.CreateFSub(column(x, c), m)), out, c);
+           return std::vector<llvm::Value*>{};
+         },
+         "exp");
+    return row_sum(out, width);
+  }
+  void rowwise(const Node* n) {
+    flush_arguments(n);
+    const Node* x = n->arg(0).get();
+    llvm::Value* width = width_of(x);
+    switch (n->op()) {
+      case Op::Softmax: {
+        llvm::Value* y = row_.at(n);
+        llvm::Value* total = shifted_exps(x, row_max(x, width), y, width);
+        loop(index(0), width, {},
+             [&](llvm::Value* c, const std::vector<llvm::Value*>&) {
+               store_column(b_.CreateFDiv(column(n, c), total), y, c);
+               return std::vector<llvm::Value*>{};
+             },
+             "softmax");
+        return;
+      }
+      case Op::LogSoftmax: {
+        // x - m - ln Σ e^(x - m); the exponentials go through y first.
+        llvm::Value* y = row_.at(n);
+        llvm::Value* m = row_max(x, width);
+        llvm::Value* log_total = log(shifted_exps(x, m, y, width));
+        loop(index(0), width, {},
+             [&](llvm::Value* c, const std::vector<llvm::Value*>&) {
+               store_column(b_.CreateFSub(b_.CreateFSub(column(x, c), m), log_total), y, c);
+               return std::vector<llvm::Value*>{};
+             },
+             "log_softmax");
+        return;
+      }
+      case Op::Logsumexp: {
+        // m + ln Σ e^(x - m), or m itself when m is ±inf or NaN.
+        llvm::Value* m = row_max(x, width);
+        llvm::Value* total = shifted_exps(x, m, logsumexp_row_.at(n), width);
+        llvm::Value* finite = b_.CreateFCmpOEQ(b_.CreateFSub(m, m), k(0));
+        scalar_[n] = b_.CreateSelect(finite, b_.CreateFAdd(m, log(total)), m);
+        return;
+      }
+      case Op::Dot: {
+        const Node* y = n->arg(1).get();
+        scalar_[n] = loop(index(0), width, {k(0)},
+                          [&](llvm::Value* c, const std::vector<llvm::Value*>& total) {
+                            return std::vector<llvm::Value*>{
+                                b_.CreateFAdd(total[0], b_.CreateFMul(column(x, c), column(y, c)))};
+                          },
+                          "dot")[0];
+        return;
+      }
+      case Op::Sum:
+      case Op::Mean: {
+        llvm::Value* total = loop(index(0), width, {k(0)},
+                                  [&](llvm::Value* c, const std::vector<llvm::Value*>& sum) {
+                                    return std::vector<llvm::Value*>{b_.CreateFAdd(sum[0], column(x, c))};
+                                  },
+                                  "sum")[0];
+        scalar_[n] = n->op() == Op::Sum ? total : b_.CreateFDiv(total, b_.CreateSIToFP(width, t_));
+        return;
+      }
+      default: throw std::logic_error("codegen: '" + std::string(op_name(n->op())) + "' is not row-wise");
+    }
+  }
+
+  // ---- boxes (sem::area, inter, enclose, iou) ----
+
+  std::array<llvm::Value*, 4> coordinates(const Node* box) {
+    auto it = box_.find(box);
+    if (it != box_.end()) return it->second;
+    std::array<llvm::Value*, 4> xy{};
+    for (int i = 0; i < 4; ++i) xy[i] = b_.CreateLoad(t_, b_.CreateInBoundsGEP(t_, row_.at(box), index(i)));
+    box_[box] = xy;
+    return xy;
+  }
+  llvm::Value* area(const std::array<llvm::Value*, 4>& p) {
+    return b_.CreateFMul(b_.CreateFSub(p[2], p[0]), b_.CreateFSub(p[3], p[1]));
+  }
+  // max(hi - lo, 0) under the tie and NaN rules of sem::make_side.
+  llvm::Value* side(llvm::Value* lo, llvm::Value* hi) {
+    llvm::Value* length = b_.CreateFSub(hi, lo);
+    return b_.CreateSelect(max_picks_a(length, k(0)), length, k(0));
+  }
+  llvm::Value* inter(const std::array<llvm::Value*, 4>& p, const std::array<llvm::Value*, 4>& g) {
+    llvm::Value* x = side(max(p[0], g[0]), min(p[2], g[2]));
+    llvm::Value* y = side(max(p[1], g[1]), min(p[3], g[3]));
+    return b_.CreateFMul(x, y);
+  }
+  llvm::Value* enclose(const std::array<llvm::Value*, 4>& p, const std::array<llvm::Value*, 4>& g) {
+    llvm::Value* x = side(min(p[0], g[0]), max(p[2], g[2]));
+    llvm::Value* y = side(min(p[1], g[1]), max(p[3], g[3]));
+    return b_.CreateFMul(x, y);
+  }
+
+  llvm::Value* box_op(const Node* n) {
+    const auto p = coordinates(n->arg(0).get());
+    switch (n->op()) {
+      case Op::Field: return p[size_t(n->index())];
+      case Op::Area: return area(p);
+      default: break;
+    }
+    const auto g = coordinates(n->arg(1).get());
+    switch (n->op()) {
+      case Op::Inter: return inter(p, g);
+      case Op::Enclose: return enclose(p, g);
+      case Op::Iou: {
+        llvm::Value* i = inter(p, g);
+        llvm::Value* u = b_.CreateFAdd(b_.CreateFSub(b_.CreateFAdd(area(p), area(g)), i), k(sem::kBoxEps));
+        return b_.CreateFDiv(i, u);
+      }
+      default: throw std::logic_error("codegen: '" + std::string(op_name(n->op())) + "' is not a box op");
+    }
+  }
+
+  // ---- one node ----
+
+  void emit(const Node* n) {
+    const NodePlan& p = plan_.at(n);
+    switch (n->info().kind) {
+      case OpKind::Leaf:
+        if (n->op() == Op::Input) {
+          const size_t i = size_t(n->index());
+          // Row pointer: real inputs are read as in[row] (width 1 known here),
+          // boxes as in[4 row + k], rows of real[C] as in[C row + c].
+          if (n->type().is_real())
+            scalar_[n] = b_.CreateLoad(t_, b_.CreateInBoundsGEP(t_, inputs_[i], row_index_));
+          else
+            row_[n] = b_.CreateInBoundsGEP(t_, inputs_[i], b_.CreateMul(row_index_, row_widths_[i]));
+        }
+        return;  // constants and params are uniform: done in the entry block
+      case OpKind::Elementwise: {
+        if (n->type().is_vec()) {
+          // Deferred: fused with its neighbours into one column loop.
+          pending_[p.width_input].push_back(n);
+          pending_set_.insert(n);
+          return;
+        }
+        std::vector<llvm::Value*> args;
+        for (const Expr& a : n->args()) args.push_back(scalar_.at(a.get()));
+        scalar_[n] = elementwise(*n, args);
+        return;
+      }
+      case OpKind::Rowwise: rowwise(n); return;
+      case OpKind::Box: scalar_[n] = box_op(n); return;
+    }
+  }
+
+  // The uniform nodes, once per call, in the entry block.
+  void emit_uniform(const Node* n, llvm::Value* params) {
+    switch (n->op()) {
+      case Op::Const: scalar_[n] = k(n->value()); return;
+      case Op::Param: {
+        llvm::Value* value = b_.CreateLoad(llvm::Type::getDoubleTy(ctx_),
+                                           b_.CreateInBoundsGEP(llvm::Type::getDoubleTy(ctx_), params, index(n->index())));
+        scalar_[n] = f32_ ? b_.CreateFPTrunc(value, t_) : value;
+        return;
+      }
+      default: break;
+    }
+    std::vector<llvm::Value*> args;
+    for (const Expr& a : n->args()) args.push_back(scalar_.at(a.get()));
+    scalar_[n] = elementwise(*n, args);  // uniform nodes are real and element-wise: no input below them
+  }
+
+  // ---- functions ----
+
+  // void rows(in_0..in_{n-1}, loss, grad_0..grad_{m-1}, params, widths, begin, end, scratch)
+  llvm::Function* build_row_function() {
+    const size_t n_inputs = loss_.inputs.size();
+    const size_t n_grads = kernel_.gradients.size();
+    std::vector<llvm::Type*> params(n_inputs + 1 + n_grads, ptr_);
+    params.insert(params.end(), {ptr_, ptr_, i64_, i64_, ptr_});
+    llvm::Function* f = llvm::Function::Create(llvm::FunctionType::get(b_.getVoidTy(), params, false),
+                                               llvm::Function::InternalLinkage, "lossforge_rows", module_);
+    f->addFnAttr(llvm::Attribute::AlwaysInline);
+    f->addFnAttr(llvm::Attribute::NoUnwind);
+    // Distinct arrays: inputs are only read, outputs and scratch only through
+    // their own pointer. (Two inputs may be the same array: both are read-only.)
+    for (size_t a = 0; a < n_inputs + 1 + n_grads; ++a) f->addParamAttr(unsigned(a), llvm::Attribute::NoAlias);
+    f->addParamAttr(unsigned(params.size() - 1), llvm::Attribute::NoAlias);
+    for (size_t a = 0; a < n_inputs; ++a) f->addParamAttr(unsigned(a), llvm::Attribute::ReadOnly);
+
+    auto arg = [&](size_t i) { return f->getArg(unsigned(i)); };
+    // Argument names for `lossforge emit` readers: in.x, loss, grad.x, ...
+    for (size_t i = 0; i < n_inputs; ++i) arg(i)->setName("in." + loss_.inputs[i].name);
+    arg(n_inputs)->setName("loss");
+    for (size_t g = 0; g < n_grads; ++g)
+      arg(n_inputs + 1 + g)->setName("grad." + loss_.inputs[kernel_.gradients[g].input].name);
+    const char* tail[] = {"params", "widths", "begin", "end", "scratch"};
+    for (size_t t = 0; t < 5; ++t) arg(n_inputs + 1 + n_grads + t)->setName(tail[t]);
+    for (size_t i = 0; i < n_inputs; ++i) inputs_.push_back(arg(i));
+    llvm::Value* loss_out = arg(n_inputs);
+    std::vector<llvm::Value*> grads_out;
+    for (size_t g = 0; g < n_grads; ++g) grads_out.push_back(arg(n_inputs + 1 + g));
+    llvm::Value* param_values = arg(n_inputs + 1 + n_grads);
+    llvm::Value* width_values = arg(n_inputs + 2 + n_grads);
+    llvm::Value* begin = arg(n_inputs + 3 + n_grads);
+    llvm::Value* end = arg(n_inputs + 4 + n_grads);
+    llvm::Value* scratch = arg(n_inputs + 5 + n_grads);
+
+    b_.SetInsertPoint(llvm::BasicBlock::Create(ctx_, "entry", f));
+    // Row widths: 1 and 4 are constants (so the vectoriser sees unit and
+    // interleaved strides); real[C] widths come from the caller.
+    for (size_t i = 0; i < n_inputs; ++i) {
+      const Type& type = loss_.inputs[i].type;
+      llvm::Value* w = type.is_real()  ? index(1)
+                       : type.is_box() ? index(4)
+                                       : b_.CreateLoad(i64_, b_.CreateInBoundsGEP(i64_, width_values, index(int64_t(i))));
+      row_widths_.push_back(w);
+    }
+    widths_ = row_widths_;
+    // Scratch rows: one per real[C] intermediate, laid out as lossforge_scratch_size counts them.
+    llvm::Value* offset = index(0);
+    for (size_t s = 0; s < scratch_inputs_.size(); ++s) {
+      scratch_rows_.push_back(b_.CreateInBoundsGEP(t_, scratch, offset));
+      offset = b_.CreateAdd(offset, widths_[scratch_inputs_[s]]);
+    }
+    for (const Node* n : order_) {
+      const NodePlan& p = plan_.at(n);
+      if (p.scratch != SIZE_MAX) row_[n] = scratch_rows_[p.scratch];
+    }
+    // logsumexp has no row of its own but needs one for its exponentials:
+    // it borrows an extra scratch row (counted by lossforge_scratch_size too).
+    for (const Node* n : order_)
+      if (n->op() == Op::Logsumexp) {
+        logsumexp_row_[n] = b_.CreateInBoundsGEP(t_, scratch, offset);
+        const size_t w = plan_.at(n->arg(0).get()).width_input;
+        scratch_inputs_.push_back(w);
+        offset = b_.CreateAdd(offset, widths_[w]);
+      }
+    for (const Node* n : order_)
+      if (plan_.at(n).uniform) emit_uniform(n, param_values);
+    for (const Expr& r : roots_) root_set_.insert(r.get());
+
+    loop(begin, end, {},
+         [&](llvm::Value* row, const std::vector<llvm::Value*>&) {
+           row_index_ = row;
+           box_.clear();
+           for (const Node* n : order_)
+             if (!plan_.at(n).uniform) emit(n);
+           // Outputs: the loss, then each pred input's gradient.
+           b_.CreateStore(scalar_.at(loss_.body.get()), b_.CreateInBoundsGEP(t_, loss_out, row));
+           std::unordered_map<size_t, std::vector<Sink>> sinks;  // by width input
+           for (size_t g = 0; g < n_grads; ++g) {
+             const InputGradient& grad = kernel_.gradients[g];
+             const Type& type = loss_.inputs[grad.input].type;
+             if (type.is_vec()) {
+               llvm::Value* out_row = b_.CreateInBoundsGEP(t_, grads_out[g], b_.CreateMul(row, row_widths_[grad.input]));
+               sinks[grad.input].push_back({grad.parts[0].get(), out_row});
+               continue;
+             }
+             const int64_t width = type.is_box() ? 4 : 1;
+             for (size_t part = 0; part < grad.parts.size(); ++part) {
+               llvm::Value* at = b_.CreateAdd(b_.CreateMul(row, index(width)), index(int64_t(part)));
+               b_.CreateStore(scalar_.at(grad.parts[part].get()), b_.CreateInBoundsGEP(t_, grads_out[g], at));
+             }
+           }
+           // Remaining fused loops, each with the gradient rows of its width.
+           for (size_t w = 0; w < n_inputs; ++w) {
+             std::vector<Sink> own;
+             for (auto& [input, list] : sinks)
+               if (width_input(loss_.inputs[input].type) == w) own.insert(own.end(), list.begin(), list.end());
+             flush(w, own);
+           }
+           return std::vector<llvm::Value*>{};
+         },
+         "row");
+    b_.CreateRetVoid();
+    return f;
+  }
+
+  // void lossforge_kernel(const T* const* inputs, const int64_t* widths, T* loss,
+  //                       T* const* grads, const double* params, int64_t begin, int64_t end, T* scratch)
+  void build_entry(llvm::Function* rows) {
+    llvm::FunctionType* type =
+        llvm::FunctionType::get(b_.getVoidTy(), {ptr_, ptr_, ptr_, ptr_, ptr_, i64_, i64_, ptr_}, false);
+    llvm::Function* f = llvm::Function::Create(type, llvm::Function::ExternalLinkage, kKernelSymbol, module_);
+    f->addFnAttr(llvm::Attribute::NoUnwind);
+    const char* names[] = {"inputs", "widths", "loss", "grads", "params", "begin", "end", "scratch"};
+    for (unsigned a = 0; a < 8; ++a) f->getArg(a)->setName(names[a]);
+    b_.SetInsertPoint(llvm::BasicBlock::Create(ctx_, "entry", f));
+    llvm::Value* inputs = f->getArg(0);
+    llvm::Value* grads = f->getArg(3);
+    std::vector<llvm::Value*> args;
+    for (size_t i = 0; i < loss_.inputs.size(); ++i)
+      args.push_back(b_.CreateLoad(ptr_, b_.CreateInBoundsGEP(ptr_, inputs, index(int64_t(i)))));
+    args.push_back(f->getArg(2));
+    for (size_t g = 0; g < kernel_.gradients.size(); ++g)
+      args.push_back(b_.CreateLoad(ptr_, b_.CreateInBoundsGEP(ptr_, grads, index(int64_t(g)))));
+    args.insert(args.end(), {f->getArg(4), f->getArg(1), f->getArg(5), f->getArg(6), f->getArg(7)});
+    b_.CreateCall(rows, args);
+    b_.CreateRetVoid();
+  }
+
+  // int64_t lossforge_scratch_size(const int64_t* widths)
+  void build_scratch_size() {
+    llvm::Function* f = llvm::Function::Create(llvm::FunctionType::get(i64_, {ptr_}, false),
+                                               llvm::Function::ExternalLinkage, kScratchSymbol, module_);
+    f->addFnAttr(llvm::Attribute::NoUnwind);
+    b_.SetInsertPoint(llvm::BasicBlock::Create(ctx_, "entry", f));
+    llvm::Value* total = index(0);
+    for (size_t input : scratch_inputs_)
+      total = b_.CreateAdd(total, b_.CreateLoad(i64_, b_.CreateInBoundsGEP(i64_, f->getArg(0), index(int64_t(input)))));
+    b_.CreateRet(total);
+  }
+
+  llvm::LLVMContext& ctx_;
+  llvm::Module& module_;
+  const Kernel& kernel_;
+  const Loss& loss_;
+  llvm::IRBuilder<> b_;
+  llvm::Type* t_;
+  bool f32_;
+  llvm::IntegerType* i64_;
+  llvm::PointerType* ptr_;
+
+  std::vector<Expr> roots_;
+  std::vector<const Node*> order_;
+  std::unordered_map<const Node*, NodePlan> plan_;
+  std::unordered_set<const Node*> root_set_;
+  std::vector<size_t> scratch_inputs_;  // per scratch row: the input whose width it has
+
+  std::vector<llvm::Value*> inputs_, row_widths_, widths_, scratch_rows_;
+  llvm::Value* row_index_ = nullptr;
+  std::unordered_map<const Node*, llvm::Value*> scalar_;  // real values (uniform, or of the current row)
+  std::unordered_map<const Node*, llvm::Value*> row_;     // real[C] and box values: T* to the row
+  std::unordered_map<const Node*, llvm::Value*> logsumexp_row_;
+  std::unordered_map<const Node*, std::array<llvm::Value*, 4>> box_;
+  std::unordered_map<size_t, std::vector<const Node*>> pending_;  // element-wise real[C] nodes by width input
+  std::unordered_set<const Node*> pending_set_;
+};
+
+// ---- module, optimisation, emission ------------------------------------------
+
+struct Generated {
+  std::unique_ptr<llvm::LLVMContext> context;
+  std::unique_ptr<llvm::Module> module;
+  std::unique_ptr<llvm::TargetMachine> machine;
+};
+
+Generated generate(const Kernel& kernel, DType dtype) {
+  initialize_llvm();
+  Generated g;
+  g.context = std::make_unique<llvm::LLVMContext>();
+  g.module = std::make_unique<llvm::Module>("lossforge." + kernel.loss.name, *g.context);
+  g.machine = host_machine();
+  g.module->setTargetTriple(g.machine->getTargetTriple().str());
+  g.module->setDataLayout(g.machine->createDataLayout());
+  KernelBuilder(*g.module, kernel, dtype).build();
+  std::string problems;
+  llvm::raw_string_ostream os(problems);
+  if (llvm::verifyModule(*g.module, &os))
+    throw std::logic_error("codegen produced invalid LLVM IR for '" + kernel.loss.name + "': " + os.str());
+  return g;
+}
+
+// The O3 pipeline with the host's TargetMachine (cost model and vector width)
+// and libmvec as the vector math library.
+void optimize(Generated& g) {
+  llvm::LoopAnalysisManager lam;
+  llvm::FunctionAnalysisManager fam;
+  llvm::CGSCCAnalysisManager cgam;
+  llvm::ModuleAnalysisManager mam;
+  llvm::PipelineTuningOptions tuning;
+  tuning.LoopVectorization = true;
+  tuning.SLPVectorization = true;
+  llvm::PassBuilder builder(g.machine.get(), tuning);
+  llvm::TargetLibraryInfoImpl library(g.machine->getTargetTriple());
+  if (host_target().libmvec)
+    library.addVectorizableFunctionsFromVecLib(llvm::TargetLibraryInfoImpl::LIBMVEC_X86, g.machine->getTargetTriple());
+  fam.registerPass([&] { return llvm::TargetLibraryAnalysis(library); });
+  builder.registerModuleAnalyses(mam);
+  builder.registerCGSCCAnalyses(cgam);
+  builder.registerFunctionAnalyses(fam);
+  builder.registerLoopAnalyses(lam);
+  builder.crossRegisterProxies(lam, fam, cgam, mam);
+  llvm::ModulePassManager passes = builder.buildPerModuleDefaultPipeline(llvm::OptimizationLevel::O3);
+  passes.run(*g.module, mam);
+}
+
+std::string emit_file(Generated& g, llvm::CodeGenFileType type) {
+  llvm::SmallVector<char, 0> buffer;
+  llvm::raw_svector_ostream os(buffer);
+  llvm::legacy::PassManager passes;
+  if (g.machine->addPassesToEmitFile(passes, os, nullptr, type))
+    throw UnavailableError("LLVM cannot emit code for " + g.machine->getTargetTriple().str());
+  passes.run(*g.module);
+  return std::string(buffer.data(), buffer.size());
+}
+
+}  // namespace
+
+std::string emit_ir(const Kernel& kernel, DType dtype, bool optimized) {
+  Generated g = generate(kernel, dtype);
+  if (optimized) optimize(g);
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  g.module->print(os, nullptr);
+  return os.str();
+}
+
+std::string emit_assembly(const Kernel& kernel, DType dtype) {
+  Generated g = generate(kernel, dtype);
+  optimize(g);
+  return emit_file(g, llvm::CGFT_AssemblyFile);
+}
+
+std::string emit_object(const Kernel& kernel, DType dtype) {
+  Generated g = generate(kernel, dtype);
+  optimize(g);
+  return emit_file(g, llvm::CGFT_ObjectFile);
+}
+
+std::string host_target_description() {
+  const HostTarget& host = host_target();
+  return host.triple + " " + host.cpu + " " + host.features;
+}
+
+std::string compiler_version() {
+  return std::string("LLVM ") + LLVM_VERSION_STRING + (host_target().libmvec ? " libmvec" : "");
+}
+
+}  // namespace lossforge::llvm_codegen

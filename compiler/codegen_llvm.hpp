@@ -1,0 +1,57 @@
+// The LLVM code generator: a Kernel (loss body + gradient roots) -> LLVM IR ->
+// native object code for the host CPU. No LLVM header leaks from here; the JIT
+// that loads the object is runtime/llvm_engine.hpp.
+//
+// One exported function per module, the row kernel, with a C ABI:
+//
+//   void lossforge_kernel(const T* const* inputs, const int64_t* widths,
+//                         T* loss, T* const* grads, const double* params,
+//                         int64_t begin, int64_t end, T* scratch);
+//
+//   inputs[i]  the rows of loss input i, row-major, widths[i] values per row
+//   loss       one value per row; grads[k] the gradient of the k-th pred input,
+//              shaped like that input (grads is unused by a forward kernel)
+//   params     one value per Loss::params entry
+//   begin,end  the rows to compute, [begin, end): the pointers are the whole
+//              arrays, so threads call it on disjoint row ranges
+//   scratch    lossforge_scratch_size(widths) values of per-call work space
+//              for real[C] intermediates (one row each)
+//
+//   int64_t lossforge_scratch_size(const int64_t* widths);
+//
+// Every node of the DAG is computed once per row; uniform nodes (constants,
+// params and arithmetic over them) once per call. Semantics are those of
+// compiler/semantics.hpp, op by op; see codegen_llvm.cpp for the math routines
+// called and their accuracy.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "compiler/kernel.hpp"
+
+namespace lossforge::llvm_codegen {
+
+inline constexpr const char* kKernelSymbol = "lossforge_kernel";
+inline constexpr const char* kScratchSymbol = "lossforge_scratch_size";
+
+template <class T>
+using KernelFunction = void (*)(const T* const* inputs, const int64_t* widths, T* loss, T* const* grads,
+                                const double* params, int64_t begin, int64_t end, T* scratch);
+using ScratchFunction = int64_t (*)(const int64_t* widths);
+
+// The LLVM IR of the kernel as text: as generated, or after the O3 pipeline
+// (vectorised for the host CPU).
+std::string emit_ir(const Kernel& kernel, DType dtype, bool optimized);
+// The optimised kernel as host assembly (for tests that look for vector code).
+std::string emit_assembly(const Kernel& kernel, DType dtype);
+// The optimised kernel as a relocatable object file for the host CPU, ready
+// for runtime/llvm_engine.hpp to load (and for the kernel cache to keep).
+std::string emit_object(const Kernel& kernel, DType dtype);
+
+// What the object code depends on besides the kernel, for cache keys:
+// "x86_64-pc-linux-gnu icelake-server +avx2,+avx512f,..." and "LLVM 16.0.6 libmvec".
+std::string host_target_description();
+std::string compiler_version();
+
+}  // namespace lossforge::llvm_codegen

@@ -1,0 +1,591 @@
+// The LLVM ORC back end against the reference interpreter: every operator, the
+// example losses, random candidates of every preset, float and double, batch
+// sizes around the vector width, threads, object code round trips, vector code
+// in the output, and the error paths.
+//
+// Agreement is within a tolerance, not bit for bit: the JIT's vectorised loops
+// call glibc's libmvec (≤ 4 ulp) where the interpreter calls scalar libm
+// (< 1 ulp), and softplus computes log1p through log (a few ulp); see
+// compiler/codegen_llvm.cpp. Everything else rounds exactly as the interpreter.
+#include <gtest/gtest.h>
+
+#if LOSSFORGE_HAVE_LLVM
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <limits>
+#include <map>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <sys/wait.h>
+
+#include "compiler/codegen_llvm.hpp"
+#include "compiler/error.hpp"
+#include "compiler/frontend.hpp"
+#include "compiler/presets.hpp"
+#include "compiler/print.hpp"
+#include "interpreter_support.hpp"
+#include "runtime/input_check.hpp"
+#include "runtime/llvm_engine.hpp"
+#include "search/generate.hpp"
+
+namespace lossforge::testing {
+namespace {
+
+constexpr size_t kWidth = 5;  // every real[C] in these tests: odd, not a vector width
+
+// Random rows for each input of a loss: reals in [-3, 3] with some exact
+// zeros and ties between inputs (the kinks), rows of kWidth, proper boxes
+// that mostly overlap, some touching or apart.
+Batch<double> random_batch(const Loss& loss, size_t rows, Rng& rng) {
+  Batch<double> batch;
+  for (const LossInput& in : loss.inputs) {
+    const size_t width = in.type.is_real() ? 1
+                         : in.type.is_box() ? 4
+                                            : numeric_width(in.type.width()).value_or(kWidth);
+    Array<double> a(rows, width);
+    for (size_t r = 0; r < rows; ++r) {
+      if (in.type.is_box()) {
+        double x = uniform(rng, -2, 2), y = uniform(rng, -2, 2), w = uniform(rng, 0.1, 3), h = uniform(rng, 0.1, 3);
+        double box[4] = {x, y, x + w, y + h};
+        if (!batch.empty() && batch.back().width == 4 && r % 5 != 0) {  // near the previous box: overlap
+          const double* g = batch.back().row(r);
+          for (int c = 0; c < 4; ++c) box[c] = g[c] + uniform(rng, -0.5, 0.5);
+          box[2] = std::max(box[2], box[0] + 0.05);
+          box[3] = std::max(box[3], box[1] + 0.05);
+          if (r % 7 == 0) std::copy(g, g + 4, box);  // identical boxes: every side ties
+        }
+        std::copy(box, box + 4, a.row(r));
+        continue;
+      }
+      for (size_t c = 0; c < width; ++c) {
+        double v = uniform(rng, -3, 3);
+        if (r % 11 == 3) v = 0;
+        if (r % 13 == 5 && !batch.empty() && batch.back().width == width) v = batch.back().row(r)[c];  // a tie
+        a.row(r)[c] = v;
+      }
+    }
+    batch.push_back(std::move(a));
+  }
+  return batch;
+}
+
+template <class T>
+Batch<T> as(const Batch<double>& batch) {
+  if constexpr (std::is_same_v<T, double>)
+    return batch;
+  else
+    return to_float(batch);
+}
+
+template <class T>
+constexpr double tolerance() {
+  return std::is_same_v<T, float> ? 2e-4 : 1e-10;
+}
+
+// |llvm - interp| <= tolerance * max(1, |interp|); NaN matches NaN, inf the same inf.
+template <class T>
+::testing::AssertionResult agree(const std::vector<T>& llvm, const std::vector<T>& interp, double tol,
+                                 const std::string& what) {
+  if (llvm.size() != interp.size())
+    return ::testing::AssertionFailure() << what << ": size " << llvm.size() << " vs " << interp.size();
+  for (size_t i = 0; i < llvm.size(); ++i) {
+    const double a = llvm[i], e = interp[i];
+    const bool ok = (std::isnan(a) && std::isnan(e)) || (std::isinf(e) && a == e) ||
+                    std::fabs(a - e) <= tol * std::max(1.0, std::fabs(e));
+    if (!ok)
+      return ::testing::AssertionFailure() << what << " at " << i << ": llvm " << a << " vs interpreter " << e;
+  }
+  return ::testing::AssertionSuccess();
+}
+
+template <class T>
+::testing::AssertionResult same_evaluation(const Evaluation<T>& llvm, const Evaluation<T>& interp,
+                                           const std::string& what, double tol = tolerance<T>()) {
+  if (auto r = agree(llvm.loss, interp.loss, tol, what + " loss"); !r) return r;
+  if (llvm.grads.size() != interp.grads.size())
+    return ::testing::AssertionFailure() << what << ": " << llvm.grads.size() << " gradients vs "
+                                         << interp.grads.size();
+  for (size_t g = 0; g < llvm.grads.size(); ++g) {
+    if (llvm.grads[g].width != interp.grads[g].width || llvm.grads[g].rows != interp.grads[g].rows)
+      return ::testing::AssertionFailure() << what << ": gradient " << g << " shaped differently";
+    if (auto r = agree(llvm.grads[g].data, interp.grads[g].data, tol, what + " gradient " + std::to_string(g)); !r)
+      return r;
+  }
+  return ::testing::AssertionSuccess();
+}
+
+template <class T>
+LlvmOptions options_for(bool gradients, int threads = 1) {
+  LlvmOptions options;
+  options.dtype = std::is_same_v<T, float> ? DType::F32 : DType::F64;
+  options.gradients = gradients;
+  options.threads = threads;
+  return options;
+}
+
+// Compiles `kernel` and compares it with the interpreter on `batch`.
+template <class T>
+::testing::AssertionResult matches_interpreter(const CompiledLoss& compiled, const Batch<double>& batch,
+                                               const std::string& what) {
+  const Batch<T> data = as<T>(batch);
+  EvalOptions options;
+  options.gradients = compiled.has_gradients();
+  const Evaluation<T> expected = interpret<T>(compiled.loss(), std::span<const Array<T>>(data), options);
+  const Evaluation<T> actual = compiled.evaluate<T>(std::span<const Array<T>>(data), options);
+  return same_evaluation(actual, expected, what);
+}
+
+Loss example(const std::string& file, const std::string& name) {
+  Module module = load_module(SourceFile::read(std::string(LOSSFORGE_SOURCE_DIR) + "/examples/losses/" + file));
+  const Loss* loss = module.find(name);
+  if (!loss) throw std::runtime_error(file + " has no loss " + name);
+  return *loss;
+}
+
+std::vector<Loss> all_examples() {
+  std::vector<Loss> out;
+  for (const auto& entry : std::filesystem::directory_iterator(std::string(LOSSFORGE_SOURCE_DIR) + "/examples/losses"))
+    if (entry.path().extension() == ".loss")
+      for (const Loss& loss : load_module(SourceFile::read(entry.path().string())).losses) out.push_back(loss);
+  return out;
+}
+
+// ---- every operator ------------------------------------------------------------
+
+// One loss per operator: its arguments are distinct pred inputs of the types
+// its type rule accepts (real first, then real[C], then boxes); a real[C]
+// result is summed. Adding an operator to ops.hpp adds it here.
+std::vector<Loss> operator_losses() {
+  std::vector<Loss> out;
+  for (const OpInfo& info : all_ops()) {
+    if (info.kind == OpKind::Leaf) continue;
+    if (info.op == Op::Field) {
+      for (int f = 0; f < 4; ++f) {
+        LossBuilder b("field_" + std::string(box_field_name(f)));
+        out.push_back(b.build(field(b.pred("p", box_type()), f)));
+      }
+      continue;
+    }
+    bool built = false;
+    for (const Type& type : {real_type(), vec_type(), box_type()}) {
+      std::vector<Type> types(size_t(info.arity), type);
+      if (!check_types(info.op, types).type) continue;
+      LossBuilder b(std::string(info.name) + "_" + (type.is_real() ? "real" : type.is_vec() ? "vec" : "box"));
+      std::vector<Expr> args;
+      for (int a = 0; a < info.arity; ++a) args.push_back(b.pred("a" + std::to_string(a), type));
+      Expr body = make(info.op, args);
+      if (body->type().is_vec()) body = make(Op::Sum, {body});
+      out.push_back(b.build(body));
+      built = true;
+    }
+    if (!built) ADD_FAILURE() << "no argument types found for operator " << info.name;
+  }
+  return out;
+}
+
+template <class T>
+void check_operators_forward() {
+  Rng rng(11);
+  for (const Loss& loss : operator_losses()) {
+    SCOPED_TRACE(loss.name);
+    Batch<double> batch = random_batch(loss, 67, rng);
+    // The exp clamp and its tie, signed zeros, large magnitudes, a NaN.
+    if (batch[0].width == 1) {
+      const double specials[] = {88, 88.5, -0.0, 0, 100, -100, 1e-30, std::numeric_limits<double>::quiet_NaN()};
+      for (size_t i = 0; i < std::size(specials); ++i) batch[0].data[i] = specials[i];
+    }
+    CompiledLoss compiled = CompiledLoss::compile(forward_kernel(loss), options_for<T>(false));
+    EXPECT_TRUE(matches_interpreter<T>(compiled, batch, loss.name));
+  }
+}
+
+TEST(LlvmOperators, EveryOperatorForwardFloat) { check_operators_forward<float>(); }
+TEST(LlvmOperators, EveryOperatorForwardDouble) { check_operators_forward<double>(); }
+
+// ---- hand-made gradient roots: the multi-root machinery ------------------------
+
+// Kernels whose "gradients" are any expressions of the right shapes: the JIT
+// must store each root where the interpreter's gradient of the same shape goes.
+// Here they are the true derivatives, written by hand, so the interpreter's
+// tape checks them.
+TEST(LlvmKernel, HandMadeGradientRoots) {
+  Rng rng(5);
+  {  // real: d/dx (x·x·y + exp(x)) = 2xy + exp(x) (with the clamp: x stays below 88)
+    LossBuilder b("real");
+    Expr x = b.pred("x"), y = b.data("y");
+    Loss loss = b.build(call(Op::Add, {call(Op::Mul, {call(Op::Mul, {x, x}), y}), call(Op::Exp, {x})}));
+    Gradients g{{{0, {call(Op::Add, {call(Op::Mul, {call(Op::Mul, {num(2), x}), y}), call(Op::Exp, {x})})}}}};
+    CompiledLoss compiled = CompiledLoss::compile(gradient_kernel(loss, g), options_for<double>(true));
+    EXPECT_TRUE(matches_interpreter<double>(compiled, random_batch(loss, 41, rng), "real"));
+  }
+  {  // real[C]: d/dx dot(x, y) = y (an input as a root), d/dy = x; d/dz sum(z) = 1 (broadcast constant)
+    LossBuilder b("vec");
+    Expr x = b.pred("x", vec_type()), y = b.pred("y", vec_type()), z = b.pred("z", vec_type());
+    Loss loss = b.build(call(Op::Add, {call(Op::Dot, {x, y}), call(Op::Sum, {z})}));
+    Gradients g{{{0, {y}}, {1, {x}}, {2, {num(1)}}}};
+    CompiledLoss compiled = CompiledLoss::compile(gradient_kernel(loss, g), options_for<float>(true));
+    EXPECT_TRUE(matches_interpreter<float>(compiled, random_batch(loss, 19, rng), "vec"));
+  }
+  {  // real[C], fused: d/dx sum(x·x·s) = 2·x·s with s = sum(x)... plus the sum's share: Σ x²
+    LossBuilder b("fused");
+    Expr x = b.pred("x", vec_type());
+    Expr s = call(Op::Sum, {x});
+    Expr xx = call(Op::Mul, {x, x});
+    Loss loss = b.build(call(Op::Sum, {call(Op::Mul, {xx, s})}));
+    Expr part = call(Op::Add, {call(Op::Mul, {call(Op::Mul, {num(2), x}), s}), call(Op::Sum, {xx})});
+    Gradients g{{{0, {part}}}};
+    CompiledLoss compiled = CompiledLoss::compile(gradient_kernel(loss, g), options_for<double>(true));
+    EXPECT_TRUE(matches_interpreter<double>(compiled, random_batch(loss, 23, rng), "fused"));
+  }
+  {  // box: d/dp (p.x1 · g.y2 + area(g)) = (g.y2, 0, 0, 0); g is data
+    LossBuilder b("box");
+    Expr p = b.pred("p", box_type()), gbox = b.data("g", box_type());
+    Loss loss = b.build(call(Op::Add, {call(Op::Mul, {field(p, 0), field(gbox, 3)}), call(Op::Area, {gbox})}));
+    Gradients g{{{0, {field(gbox, 3), num(0), num(0), num(0)}}}};
+    CompiledLoss compiled = CompiledLoss::compile(gradient_kernel(loss, g), options_for<float>(true));
+    EXPECT_TRUE(matches_interpreter<float>(compiled, random_batch(loss, 9, rng), "box"));
+  }
+}
+
+TEST(LlvmKernel, MalformedGradientShapesAreRejected) {
+  LossBuilder b("shapes");
+  Expr p = b.pred("p", box_type());
+  Loss loss = b.build(call(Op::Area, {p}));
+  EXPECT_THROW(gradient_kernel(loss, Gradients{{{0, {num(1)}}}}), std::invalid_argument);  // a box needs 4 parts
+  EXPECT_THROW(gradient_kernel(loss, Gradients{}), std::invalid_argument);                 // p needs a gradient
+}
+
+// ---- the examples ----------------------------------------------------------------
+
+template <class T>
+void check_examples(bool gradients) {
+  Rng rng(3);
+  for (const Loss& loss : all_examples()) {
+    SCOPED_TRACE(loss.name);
+    CompiledLoss compiled = CompiledLoss::compile(loss, options_for<T>(gradients));
+    for (size_t rows : {size_t(0), size_t(1), size_t(7), size_t(16), size_t(33), size_t(1003)})
+      EXPECT_TRUE(matches_interpreter<T>(compiled, random_batch(loss, rows, rng), loss.name + " N=" + std::to_string(rows)));
+  }
+}
+
+TEST(LlvmExamples, ForwardFloat) { check_examples<float>(false); }
+TEST(LlvmExamples, ForwardDouble) { check_examples<double>(false); }
+TEST(LlvmExamples, LossAndGradientFloat) { check_examples<float>(true); }
+TEST(LlvmExamples, LossAndGradientDouble) { check_examples<double>(true); }
+
+// ---- random candidates of every preset --------------------------------------------
+
+// What a kernel's roots evaluate to in the interpreter, run forward: the loss,
+// and each gradient part as a loss of its own (column c of a real[C] part as
+// sum(where(e_c, part, 0)) with a one-hot probe row e_c, which picks the
+// column exactly, inf and NaN included). This is the oracle for the code
+// generator alone: the expressions, not how they were derived.
+template <class T>
+Evaluation<T> interpret_roots(const Kernel& kernel, const Batch<T>& batch) {
+  const Loss& loss = kernel.loss;
+  Evaluation<T> out = interpret<T>(loss, std::span<const Array<T>>(batch));
+  const size_t rows = out.loss.size();
+  for (const InputGradient& g : kernel.gradients) {
+    const Array<T>& input = batch[g.input];
+    Array<T> grad(rows, input.width);
+    for (size_t part = 0; part < g.parts.size(); ++part) {
+      const Expr& root = g.parts[part];
+      const bool vec = loss.inputs[g.input].type.is_vec();
+      for (size_t col = 0; col < (vec ? input.width : 1); ++col) {
+        Loss probe_loss = loss;
+        Batch<T> probe_batch = batch;
+        if (root->type().is_vec()) {
+          const Expr probe = lossforge::input(int(loss.inputs.size()), "probe", root->type());
+          probe_loss.inputs.push_back({"probe", root->type(), false});
+          probe_loss.body = make(Op::Sum, {make(Op::Where, {probe, root, constant(0)})});
+          Array<T> onehot(rows, input.width);
+          for (size_t r = 0; r < rows; ++r) onehot.row(r)[col] = T(1);
+          probe_batch.push_back(onehot);
+        } else {
+          probe_loss.body = root;
+        }
+        const std::vector<T> values = interpret<T>(probe_loss, std::span<const Array<T>>(probe_batch)).loss;
+        for (size_t r = 0; r < rows; ++r) grad.row(r)[vec ? col : part] = values[r];
+      }
+    }
+    out.grads.push_back(std::move(grad));
+  }
+  return out;
+}
+
+// Gradients are checked against the same expressions run by the interpreter
+// (the code generator's job), not against the tape: where symbolic and tape
+// gradients differ -- they do on candidates with flat operators over NaN
+// slopes, see the report -- that is autodiff's business, tested in its own suite.
+template <class T>
+void check_random_candidates(bool gradients) {
+  for (const Preset& preset : all_presets()) {
+    SCOPED_TRACE(preset.name);
+    Rng rng(std::hash<std::string>{}(preset.name));
+    GenerateOptions generate;
+    generate.extra_ops = true;
+    generate.max_depth = 6;
+    const std::vector<Expr> exprs = ramped_half_and_half(preset, rng, generate, 60);
+    const auto names = terminal_names(preset);
+    for (size_t i = 0; i < exprs.size(); ++i) {
+      Loss loss;
+      loss.name = preset.name + "_" + std::to_string(i);
+      loss.inputs = preset.inputs;
+      loss.body = exprs[i];
+      loss.preset = preset.name;
+      const Kernel kernel = gradients ? gradient_kernel(loss, differentiate(loss)) : forward_kernel(loss);
+      const CompiledLoss compiled = CompiledLoss::compile(kernel, options_for<T>(gradients));
+      const Batch<T> batch = as<T>(random_batch(loss, 37, rng));
+      EvalOptions eval;
+      eval.gradients = gradients;
+      EXPECT_TRUE(same_evaluation(compiled.evaluate<T>(batch, eval), interpret_roots<T>(kernel, batch),
+                                  to_infix(exprs[i], names)));
+    }
+  }
+}
+
+TEST(LlvmRandomCandidates, ForwardFloat) { check_random_candidates<float>(false); }
+TEST(LlvmRandomCandidates, ForwardDouble) { check_random_candidates<double>(false); }
+TEST(LlvmRandomCandidates, LossAndGradientFloat) { check_random_candidates<float>(true); }
+TEST(LlvmRandomCandidates, LossAndGradientDouble) { check_random_candidates<double>(true); }
+
+// ---- threads, concurrency, object code --------------------------------------------
+
+// Thread chunks start on multiples of the vector loop's step: the result is the
+// same bits whatever the thread count.
+TEST(LlvmEngine, ThreadsGiveTheSameBitsAsOneThread) {
+  for (const Loss& loss : {example("focal.loss", "sigmoid_focal"), example("cross_entropy.loss", "cross_entropy"),
+                           example("giou.loss", "giou")}) {
+    SCOPED_TRACE(loss.name);
+    Rng rng(17);
+    const Batch<float> batch = to_float(random_batch(loss, 100003, rng));
+    LlvmOptions one = options_for<float>(true, 1), four = options_for<float>(true, 4);
+    four.min_rows_per_thread = 1000;
+    EvalOptions eval;
+    eval.gradients = true;
+    const auto a = CompiledLoss::compile(loss, one).evaluate<float>(batch, eval);
+    const auto b = CompiledLoss::compile(loss, four).evaluate<float>(batch, eval);
+    EXPECT_EQ(a.loss, b.loss);
+    ASSERT_EQ(a.grads.size(), b.grads.size());
+    for (size_t g = 0; g < a.grads.size(); ++g) EXPECT_EQ(a.grads[g].data, b.grads[g].data);
+    EXPECT_TRUE(same_evaluation(b, interpret<float>(loss, std::span<const Array<float>>(batch), eval), loss.name));
+  }
+}
+
+TEST(LlvmEngine, OneKernelCalledFromManyThreadsAtOnce) {
+  const Loss loss = example("cse_autoloss_b.loss", "cse_autoloss_b_cls");
+  LlvmOptions options = options_for<double>(true, 2);
+  options.min_rows_per_thread = 512;
+  const CompiledLoss compiled = CompiledLoss::compile(loss, options);
+  Rng rng(23);
+  const Batch<double> batch = random_batch(loss, 5000, rng);
+  EvalOptions eval;
+  eval.gradients = true;
+  const Evaluation<double> expected = compiled.evaluate<double>(batch, eval);
+  std::vector<std::thread> callers;
+  std::vector<int> ok(6, 0);
+  for (size_t t = 0; t < ok.size(); ++t)
+    callers.emplace_back([&, t] {
+      bool same = true;
+      for (int round = 0; round < 10; ++round) {
+        const Evaluation<double> got = compiled.evaluate<double>(batch, eval);
+        same = same && got.loss == expected.loss && got.grads[0].data == expected.grads[0].data;
+      }
+      ok[t] = same;
+    });
+  for (std::thread& t : callers) t.join();
+  for (int v : ok) EXPECT_TRUE(v);
+}
+
+TEST(LlvmEngine, ObjectCodeLoadsAgain) {
+  const Loss loss = example("giou.loss", "giou");
+  const CompiledLoss compiled = CompiledLoss::compile(loss, options_for<double>(true));
+  ASSERT_GT(compiled.object_code().size(), 100u);
+  EXPECT_EQ(compiled.object_code().substr(0, 4), std::string_view("\x7f" "ELF", 4));
+  const CompiledLoss loaded = CompiledLoss::load(loss, options_for<double>(true), compiled.object_code());
+  Rng rng(29);
+  const Batch<double> batch = random_batch(loss, 99, rng);
+  EvalOptions eval;
+  eval.gradients = true;
+  const auto a = compiled.evaluate<double>(batch, eval);
+  const auto b = loaded.evaluate<double>(batch, eval);
+  EXPECT_EQ(a.loss, b.loss);
+  EXPECT_EQ(a.grads[0].data, b.grads[0].data);
+  EXPECT_THROW(CompiledLoss::load(loss, options_for<double>(true), "not an object file"), Error);
+}
+
+// ---- vector code ------------------------------------------------------------------
+
+// The focal loss's row loop vectorises, with libmvec's exp and log: vector
+// types in the optimised IR, vector registers and libmvec calls in the
+// assembly.
+TEST(LlvmCodegen, RowLoopsVectorise) {
+  const Kernel focal = gradient_kernel(example("focal.loss", "sigmoid_focal"),
+                                       differentiate(example("focal.loss", "sigmoid_focal")));
+  const std::string ir = llvm_codegen::emit_ir(focal, DType::F32, true);
+  EXPECT_TRUE(ir.find("<8 x float>") != std::string::npos || ir.find("<16 x float>") != std::string::npos) << ir;
+  const std::string assembly = llvm_codegen::emit_assembly(focal, DType::F32);
+  EXPECT_TRUE(assembly.find("ymm") != std::string::npos || assembly.find("zmm") != std::string::npos);
+  EXPECT_NE(assembly.find("_ZGVdN8v_expf"), std::string::npos) << "exp not vectorised through libmvec";
+  EXPECT_NE(assembly.find("_ZGVdN8v_logf"), std::string::npos) << "log not vectorised through libmvec";
+
+  const Kernel giou = forward_kernel(example("giou.loss", "giou"));
+  EXPECT_NE(llvm_codegen::emit_ir(giou, DType::F64, true).find("x double>"), std::string::npos);
+
+  // real[C]: the column loops of cross-entropy vectorise.
+  const Kernel ce = forward_kernel(example("cross_entropy.loss", "cross_entropy"));
+  EXPECT_NE(llvm_codegen::emit_ir(ce, DType::F32, true).find("x float>"), std::string::npos);
+}
+
+TEST(LlvmCodegen, UnoptimisedIrIsReadable) {
+  const std::string ir = llvm_codegen::emit_ir(forward_kernel(example("focal.loss", "sigmoid_focal")), DType::F64, false);
+  EXPECT_NE(ir.find("define void @lossforge_kernel("), std::string::npos);
+  EXPECT_NE(ir.find("define i64 @lossforge_scratch_size("), std::string::npos);
+  EXPECT_NE(ir.find("llvm.exp.f64"), std::string::npos);
+  EXPECT_FALSE(llvm_codegen::host_target_description().empty());
+  EXPECT_NE(llvm_codegen::compiler_version().find("LLVM 16"), std::string::npos);
+}
+
+// ---- errors -----------------------------------------------------------------------
+
+// The engine rejects exactly what the interpreter rejects, with its message.
+TEST(LlvmEngine, InputErrorsMatchTheInterpreter) {
+  const Loss ce = example("cross_entropy.loss", "cross_entropy");
+  const CompiledLoss compiled = CompiledLoss::compile(ce, options_for<double>(true));
+  Rng rng(31);
+  const Batch<double> good = random_batch(ce, 4, rng);
+  std::vector<Batch<double>> bad;
+  bad.push_back({good[0]});                                       // too few arrays
+  bad.push_back({good[0], Array<double>(4, 6)});                  // widths differ
+  bad.push_back({good[0], Array<double>(3, kWidth)});             // rows differ
+  bad.push_back({Array<double>(4, 0), Array<double>(4, 0)});      // no values per row
+  bad.push_back({good[0], Array<double>(4, kWidth, {1.0, 2.0})});  // data too short
+  for (const Batch<double>& batch : bad) {
+    std::string interp_message, llvm_message;
+    try {
+      interpret<double>(ce, std::span<const Array<double>>(batch));
+    } catch (const InputError& e) {
+      interp_message = e.what();
+    }
+    try {
+      compiled.evaluate<double>(batch);
+    } catch (const InputError& e) {
+      llvm_message = e.what();
+    }
+    EXPECT_FALSE(interp_message.empty());
+    EXPECT_EQ(llvm_message, interp_message);
+  }
+  EvalOptions wrong_params;
+  wrong_params.params = {1.0};
+  EXPECT_THROW(compiled.evaluate<double>(good, wrong_params), InputError);
+  EXPECT_THROW(compiled.evaluate<float>(to_float(good)), std::invalid_argument);  // compiled for f64
+  const CompiledLoss forward = CompiledLoss::compile(ce, options_for<double>(false));
+  EvalOptions gradients;
+  gradients.gradients = true;
+  EXPECT_THROW(forward.evaluate<double>(good, gradients), std::invalid_argument);
+}
+
+TEST(LlvmEngine, ParamsOverrideDefaults) {
+  const Loss focal = example("focal.loss", "sigmoid_focal");
+  const CompiledLoss compiled = CompiledLoss::compile(focal, options_for<float>(true));
+  Rng rng(37);
+  const Batch<float> batch = to_float(random_batch(focal, 50, rng));
+  EvalOptions eval;
+  eval.gradients = true;
+  eval.params = {0.5, 1.5};
+  EXPECT_TRUE(same_evaluation(compiled.evaluate<float>(batch, eval),
+                              interpret<float>(focal, std::span<const Array<float>>(batch), eval), "focal"));
+}
+
+// ---- the command line --------------------------------------------------------------
+
+struct CliResult {
+  int status = -1;
+  std::string out, err;
+};
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// Runs lossforge through the shell; arguments are single-quoted.
+CliResult run_cli(const std::vector<std::string>& args) {
+  const std::string dir = ::testing::TempDir();
+  std::string command = "'" LOSSFORGE_CLI "'";
+  for (const std::string& a : args) command += " '" + a + "'";
+  command += " > '" + dir + "llvm_cli.out' 2> '" + dir + "llvm_cli.err'";
+  const int raw = std::system(command.c_str());
+  return {WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, slurp(dir + "llvm_cli.out"), slurp(dir + "llvm_cli.err")};
+}
+
+// Every number in the text, in order.
+std::vector<double> numbers_in(const std::string& text) {
+  std::vector<double> out;
+  const char* p = text.c_str();
+  while (*p) {
+    char* end = nullptr;
+    const double v = std::strtod(p, &end);
+    if (end != p && (std::isdigit(static_cast<unsigned char>(*p)) || *p == '-' || *p == '.')) {
+      out.push_back(v);
+      p = end;
+    } else {
+      ++p;
+    }
+  }
+  return out;
+}
+
+TEST(LlvmCli, EmitPrintsTheKernel) {
+  const std::string focal = std::string(LOSSFORGE_SOURCE_DIR) + "/examples/losses/focal.loss";
+  CliResult run = run_cli({"emit", "--target", "llvm", focal, "--dtype", "f64"});
+  EXPECT_EQ(run.status, 0) << run.err;
+  EXPECT_NE(run.out.find("define void @lossforge_kernel("), std::string::npos);
+  EXPECT_NE(run.out.find("double"), std::string::npos);
+  run = run_cli({"emit", "Neg(Log(Sig(X)))", "--pset", "binary_cls", "--optimized"});
+  EXPECT_EQ(run.status, 0) << run.err;
+  EXPECT_NE(run.out.find("x float>"), std::string::npos) << "the optimised row loop is vectorised";
+  for (const std::string target : {"cuda", "cpp"}) {
+    run = run_cli({"emit", "--target", target, focal});
+    EXPECT_EQ(run.status, 1);
+    EXPECT_EQ(run.err, "lossforge: target '" + target + "' is not built yet (available: llvm)\n");
+    EXPECT_EQ(run.out, "");
+  }
+  run = run_cli({"emit", "--target", "tpu", focal});
+  EXPECT_EQ(run.status, 2);
+}
+
+TEST(LlvmCli, EvalWithTheLlvmBackendAgreesWithTheInterpreter) {
+  const std::string dir = ::testing::TempDir();
+  const std::string inputs = dir + "llvm_cli_inputs.json";
+  std::ofstream(inputs) << R"({"p": [[0, 0, 2, 2], [1, 1, 3, 4], [5, 5, 6, 6], [0, 0, 1, 1], [0, 0, 2, 2]],
+                               "g": [[1, 1, 3, 3], [1, 1, 3, 4], [0, 0, 1, 1], [0, 0, 1, 1], [0, 0, 2, 2]]})";
+  const std::string giou = std::string(LOSSFORGE_SOURCE_DIR) + "/examples/losses/giou.loss";
+  for (const std::string dtype : {"f32", "f64"}) {
+    const CliResult interp = run_cli({"eval", giou, "--inputs", inputs, "--grad", "--json", "--dtype", dtype});
+    const CliResult llvm =
+        run_cli({"eval", giou, "--inputs", inputs, "--grad", "--json", "--dtype", dtype, "--backend", "llvm"});
+    ASSERT_EQ(interp.status, 0) << interp.err;
+    ASSERT_EQ(llvm.status, 0) << llvm.err;
+    const std::vector<double> a = numbers_in(llvm.out), b = numbers_in(interp.out);
+    EXPECT_TRUE(agree(a, b, dtype == "f32" ? 1e-6 : 1e-14, "eval --json " + dtype)) << llvm.out << interp.out;
+    EXPECT_EQ(a.size(), 5u * 5u);  // 5 losses and 5 x 4 gradient values
+  }
+}
+
+}  // namespace
+}  // namespace lossforge::testing
+
+#else
+
+TEST(Llvm, Skipped) { GTEST_SKIP() << "lossforge was built without LLVM 16 (LOSSFORGE_HAVE_LLVM is off)"; }
+
+#endif
