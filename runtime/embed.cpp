@@ -27,6 +27,7 @@
 #include <type_traits>
 
 #include "compiler/canonical.hpp"
+#include "compiler/simplify.hpp"
 #include "compiler/codegen_llvm.hpp"
 #include "compiler/kernel.hpp"
 #include "runtime/llvm_engine.hpp"
@@ -103,7 +104,10 @@ KernelCache& process_kernel_cache() {
 
 class LlvmEngine final : public RowEngine {
  public:
-  explicit LlvmEngine(Loss loss) : loss_(std::move(loss)) {}
+  // It compiles the simplified loss: the canonical form that the cache key
+  // names, so a cached object is exactly what compiling afresh would give,
+  // whichever equivalent spelling of the loss stored it.
+  explicit LlvmEngine(const Loss& loss) : loss_(simplify(loss)) {}
   RowResults<float> evaluate(const RowBatch<float>& batch) const override { return run(batch); }
   RowResults<double> evaluate(const RowBatch<double>& batch) const override { return run(batch); }
 
