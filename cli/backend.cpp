@@ -43,7 +43,7 @@ Evaluation<T> evaluate(Backend backend, const Loss& loss, std::span<const Array<
     llvm.dtype = std::is_same_v<T, float> ? DType::F32 : DType::F64;
     llvm.gradients = options.gradients;
     llvm.threads = 0;  // one per core for large batches; small ones stay on this thread
-    return CompiledLoss::compile(loss, llvm).evaluate<T>(inputs, options);
+    return CompiledLoss::compile_cached(loss, llvm, default_kernel_cache()).evaluate<T>(inputs, options);
   }
 #endif
   return interpret<T>(loss, inputs, options);

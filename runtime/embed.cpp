@@ -95,40 +95,13 @@ class InterpreterEngine final : public RowEngine {
 #if LOSSFORGE_HAVE_LLVM
 constexpr bool kHaveLlvmEngine = true;
 
-// One cache for every kernel of the embedding API in this process
-// ($LOSSFORGE_CACHE_DIR, default ~/.cache/lossforge).
-KernelCache& process_kernel_cache() {
-  static KernelCache cache;
-  return cache;
-}
-
 class LlvmEngine final : public RowEngine {
  public:
-  // It compiles the simplified loss: the canonical form that the cache key
-  // names, so a cached object is exactly what compiling afresh would give,
-  // whichever equivalent spelling of the loss stored it.
-  explicit LlvmEngine(const Loss& loss) : loss_(simplify(loss)) {}
+  explicit LlvmEngine(Loss loss) : loss_(std::move(loss)) {}
   RowResults<float> evaluate(const RowBatch<float>& batch) const override { return run(batch); }
   RowResults<double> evaluate(const RowBatch<double>& batch) const override { return run(batch); }
 
  private:
-  // The cache key: everything the object code depends on. The canonical hash
-  // names the body; the signature (input types, pred flags) is in `variant`,
-  // since the body alone does not show which inputs get gradients.
-  KernelKey cache_key(DType dtype) const {
-    KernelKey key;
-    key.loss_hash = canonical_hash(loss_.body);
-    key.backend = "llvm";
-    key.target = llvm_codegen::host_target_description();
-    key.dtype = dtype_name(dtype);
-    key.compiler_version = llvm_codegen::compiler_version();
-    for (const LossInput& input : loss_.inputs) {
-      key.variant += input.type.str() + (input.pred ? " pred;" : ";");
-    }
-    key.variant += "params=" + std::to_string(loss_.params.size()) + ";gradients";
-    return key;
-  }
-
   template <class T>
   const CompiledLoss& compiled() const {
     constexpr DType dtype = std::is_same_v<T, float> ? DType::F32 : DType::F64;
@@ -138,20 +111,7 @@ class LlvmEngine final : public RowEngine {
     LlvmOptions options;
     options.dtype = dtype;
     options.gradients = true;  // one kernel serves runs with and without gradients
-    const KernelKey key = cache_key(dtype);
-    KernelCache& cache = process_kernel_cache();
-    if (std::optional<std::string> object = cache.lookup(key)) {
-      try {
-        slot.emplace(CompiledLoss::load(loss_, options, *object));
-        return *slot;
-      } catch (const std::exception&) {
-        // Object code that passed the cache's checksum but does not load (e.g.
-        // written by a build with an incompatible code generator under the
-        // same version string): compile afresh and replace it.
-      }
-    }
-    slot.emplace(CompiledLoss::compile(loss_, options));
-    cache.store(key, slot->object_code());
+    slot.emplace(CompiledLoss::compile_cached(loss_, options, default_kernel_cache()));
     return *slot;
   }
 

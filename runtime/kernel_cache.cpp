@@ -458,4 +458,9 @@ std::string KernelCache::get_or_build(const KernelKey& key, const std::function<
   return bytes;
 }
 
+KernelCache& default_kernel_cache() {
+  static KernelCache cache;
+  return cache;
+}
+
 }  // namespace lossforge

@@ -139,4 +139,8 @@ class KernelCache {
   KernelCacheStats stats_;
 };
 
+// The cache every engine of this process shares, with the default options
+// ($LOSSFORGE_CACHE_DIR, else $XDG_CACHE_HOME/lossforge, else ~/.cache/lossforge).
+KernelCache& default_kernel_cache();
+
 }  // namespace lossforge

@@ -23,8 +23,10 @@
 #include <thread>
 #include <vector>
 
+#include "compiler/canonical.hpp"
 #include "compiler/codegen_llvm.hpp"
 #include "compiler/error.hpp"
+#include "compiler/simplify.hpp"
 #include "runtime/input_check.hpp"
 #include "runtime/thread_pool.hpp"
 
@@ -161,6 +163,39 @@ CompiledLoss CompiledLoss::load(const Loss& loss, const LlvmOptions& options, st
   impl->object = std::string(object_code);
   impl->link();
   return CompiledLoss(std::move(impl));
+}
+
+// Everything the object code depends on. The body's canonical hash names the
+// formula; what it does not show (input types, the pred set, whether the
+// gradients are compiled in) goes into `variant`.
+static KernelKey cache_key(const Loss& canonical, const LlvmOptions& options) {
+  KernelKey key;
+  key.loss_hash = canonical_hash(canonical.body);
+  key.backend = "llvm";
+  key.target = llvm_codegen::host_target_description();
+  key.dtype = options.dtype == DType::F32 ? "f32" : "f64";
+  key.compiler_version = llvm_codegen::compiler_version();
+  for (const LossInput& input : canonical.inputs) key.variant += input.type.str() + (input.pred ? " pred;" : ";");
+  key.variant += "params=" + std::to_string(canonical.params.size());
+  key.variant += options.gradients ? ";gradients" : ";forward";
+  return key;
+}
+
+CompiledLoss CompiledLoss::compile_cached(const Loss& loss, const LlvmOptions& options, KernelCache& cache) {
+  const Loss canonical = simplify(loss);
+  const KernelKey key = cache_key(canonical, options);
+  if (std::optional<std::string> object = cache.lookup(key)) {
+    try {
+      return load(canonical, options, *object);
+    } catch (const std::exception&) {
+      // Object code that passed the cache's checksum but does not link (e.g.
+      // written by an incompatible code generator under the same version
+      // string): compile afresh and replace it.
+    }
+  }
+  CompiledLoss compiled = compile(canonical, options);
+  cache.store(key, compiled.object_code());
+  return compiled;
 }
 
 template <class T>

@@ -12,7 +12,7 @@
 // the same messages. Large batches are split over `threads` threads.
 //
 // The object code is available (object_code()) and can be loaded again
-// without compiling (load()): that is what the kernel cache stores.
+// without compiling (load()): compile_cached() keeps it in a KernelCache.
 //
 // Only built with LLVM: everything here is declared under LOSSFORGE_HAVE_LLVM.
 #pragma once
@@ -26,6 +26,7 @@
 
 #include "compiler/kernel.hpp"
 #include "runtime/interpreter.hpp"
+#include "runtime/kernel_cache.hpp"
 #include "runtime/tensor.hpp"
 
 namespace lossforge {
@@ -46,6 +47,12 @@ class CompiledLoss {
   static CompiledLoss compile(const Loss& loss, const LlvmOptions& options = {});
   // Compiles a kernel whose gradient roots were built elsewhere (tests).
   static CompiledLoss compile(const Kernel& kernel, const LlvmOptions& options = {});
+  // The loss simplified (its canonical form), compiled through the kernel
+  // cache: a hit loads the stored object code without running LLVM's
+  // optimiser; a miss compiles and stores it. Keyed by the canonical hash, so
+  // every spelling of the same loss shares one entry, and what it holds is
+  // exactly what compiling the canonical form gives.
+  static CompiledLoss compile_cached(const Loss& loss, const LlvmOptions& options, KernelCache& cache);
   // Loads object code from object_code() of a kernel of the same loss, dtype and
   // gradients setting, compiled on a machine like this one (the cache key's job).
   static CompiledLoss load(const Loss& loss, const LlvmOptions& options, std::string_view object_code);

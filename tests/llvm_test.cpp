@@ -25,6 +25,7 @@
 #include <vector>
 
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "compiler/codegen_llvm.hpp"
 #include "compiler/error.hpp"
@@ -518,13 +519,20 @@ std::string slurp(const std::string& path) {
 }
 
 // Runs lossforge through the shell; arguments are single-quoted.
-CliResult run_cli(const std::vector<std::string>& args) {
-  const std::string dir = ::testing::TempDir();
-  std::string command = "'" LOSSFORGE_CLI "'";
+// A file name in the temp dir that no other test process uses: ctest runs the
+// cases of this executable in parallel processes.
+std::string private_temp(const std::string& name) {
+  return ::testing::TempDir() + "llvm_test_" + std::to_string(::getpid()) + "_" + name;
+}
+
+// Runs the CLI with its kernel cache in `cache_dir`.
+CliResult run_cli(const std::vector<std::string>& args, const std::string& cache_dir = private_temp("cache")) {
+  std::string command = "LOSSFORGE_CACHE_DIR='" + cache_dir + "' '" LOSSFORGE_CLI "'";
   for (const std::string& a : args) command += " '" + a + "'";
-  command += " > '" + dir + "llvm_cli.out' 2> '" + dir + "llvm_cli.err'";
+  const std::string out = private_temp("cli.out"), err = private_temp("cli.err");
+  command += " > '" + out + "' 2> '" + err + "'";
   const int raw = std::system(command.c_str());
-  return {WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, slurp(dir + "llvm_cli.out"), slurp(dir + "llvm_cli.err")};
+  return {WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, slurp(out), slurp(err)};
 }
 
 // Every number in the text, in order.
@@ -564,8 +572,7 @@ TEST(LlvmCli, EmitPrintsTheKernel) {
 }
 
 TEST(LlvmCli, EvalWithTheLlvmBackendAgreesWithTheInterpreter) {
-  const std::string dir = ::testing::TempDir();
-  const std::string inputs = dir + "llvm_cli_inputs.json";
+  const std::string inputs = private_temp("inputs.json");
   std::ofstream(inputs) << R"({"p": [[0, 0, 2, 2], [1, 1, 3, 4], [5, 5, 6, 6], [0, 0, 1, 1], [0, 0, 2, 2]],
                                "g": [[1, 1, 3, 3], [1, 1, 3, 4], [0, 0, 1, 1], [0, 0, 1, 1], [0, 0, 2, 2]]})";
   const std::string giou = std::string(LOSSFORGE_SOURCE_DIR) + "/examples/losses/giou.loss";
@@ -579,6 +586,24 @@ TEST(LlvmCli, EvalWithTheLlvmBackendAgreesWithTheInterpreter) {
     EXPECT_TRUE(agree(a, b, dtype == "f32" ? 1e-6 : 1e-14, "eval --json " + dtype)) << llvm.out << interp.out;
     EXPECT_EQ(a.size(), 5u * 5u);  // 5 losses and 5 x 4 gradient values
   }
+}
+
+TEST(LlvmCli, EvalKeepsKernelsInTheCache) {
+  const std::string cache = private_temp("cache_reuse");
+  std::filesystem::remove_all(cache);
+  const std::string inputs = private_temp("cache_inputs.json");
+  std::ofstream(inputs) << R"({"x": [0.5, -2], "y": [1, 0]})";
+  const std::string focal = std::string(LOSSFORGE_SOURCE_DIR) + "/examples/losses/focal.loss";
+  const std::vector<std::string> args = {"eval", focal, "--inputs", inputs, "--grad", "--json", "--backend", "llvm"};
+  const CliResult first = run_cli(args, cache);
+  ASSERT_EQ(first.status, 0) << first.err;
+  size_t entries = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(cache)) entries += entry.path().extension() == ".lfk";
+  EXPECT_EQ(entries, 1u) << "the compiled kernel is stored";
+  const CliResult second = run_cli(args, cache);  // loads the object code instead of compiling
+  EXPECT_EQ(second.status, 0) << second.err;
+  EXPECT_EQ(second.out, first.out);
+  EXPECT_EQ(second.err, "");
 }
 
 }  // namespace
