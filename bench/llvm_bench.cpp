@@ -9,6 +9,9 @@
 // Rows "llvm/1t" and "llvm/2t" run the JIT kernel on 1 and 2 threads;
 // "cpp" is bench/llvm_bench_handwritten.cpp. Counters are seconds per element
 // (or per row / per pair), printed with SI prefixes ("1.4n" = 1.4 ns).
+// Built as torch_bench (with bench/torch_bench.cpp, when LibTorch is found),
+// the same binary also runs LibTorch CPU eager + autograd on the same inputs:
+// rows "torch/1t" and "torch/2t", after a check against the interpreter.
 // compile/* measure text -> parse -> differentiate -> codegen -> O3 -> object
 // -> JIT link -> callable: "first" is the process's first compile (LLVM
 // initialisation included), "warm" later ones (median over the repetitions).
@@ -26,6 +29,9 @@
 #include "runtime/interpreter.hpp"
 #include "runtime/llvm_engine.hpp"
 #include "search/generate.hpp"
+#ifdef LOSSFORGE_BENCH_TORCH
+#include "torch_bench.hpp"
+#endif
 
 namespace {
 
@@ -241,17 +247,24 @@ int main(int argc, char** argv) {
   Rng rng(7);
   const auto focal = focal_inputs(rng);
   const auto boxes = box_inputs(rng);
-  register_workload({"focal", example("focal.loss", "sigmoid_focal"), focal, kElements, "element", 0});
-  register_workload({"cse_autoloss_b_cls", example("cse_autoloss_b.loss", "cse_autoloss_b_cls"),
-                     binary_cls_inputs(rng), kElements, "element", 0});
-  register_workload({"ce_c81", example("cross_entropy.loss", "cross_entropy"), multi_cls_inputs(rng, 2), kRows,
-                     "row", kClasses});
-  register_workload({"cse_autoloss_a_cls_c81", example("cse_autoloss_a.loss", "cse_autoloss_a_cls"),
-                     multi_cls_inputs(rng, 3), kRows, "row", kClasses});
-  register_workload({"giou", example("giou.loss", "giou"), boxes, kBoxPairs, "pair", 0});
-  register_workload({"cse_autoloss_b_reg", example("cse_autoloss_b.loss", "cse_autoloss_b_reg"), boxes, kBoxPairs,
-                     "pair", 0});
+  const std::vector<Workload> workloads{
+      {"focal", example("focal.loss", "sigmoid_focal"), focal, kElements, "element", 0},
+      {"cse_autoloss_b_cls", example("cse_autoloss_b.loss", "cse_autoloss_b_cls"), binary_cls_inputs(rng), kElements,
+       "element", 0},
+      {"ce_c81", example("cross_entropy.loss", "cross_entropy"), multi_cls_inputs(rng, 2), kRows, "row", kClasses},
+      {"cse_autoloss_a_cls_c81", example("cse_autoloss_a.loss", "cse_autoloss_a_cls"), multi_cls_inputs(rng, 3), kRows,
+       "row", kClasses},
+      {"giou", example("giou.loss", "giou"), boxes, kBoxPairs, "pair", 0},
+      {"cse_autoloss_b_reg", example("cse_autoloss_b.loss", "cse_autoloss_b_reg"), boxes, kBoxPairs, "pair", 0},
+  };
+  for (const Workload& w : workloads) register_workload(w);
   register_handwritten(focal, boxes);
+#ifdef LOSSFORGE_BENCH_TORCH
+  std::vector<bench::TorchWorkload> torch_workloads;
+  for (const Workload& w : workloads)
+    torch_workloads.push_back({w.name, w.loss, w.inputs, w.units, w.unit, w.per_unit});
+  bench::register_torch(torch_workloads);
+#endif
   register_compile_latency(first_ms);
 
   benchmark::RunSpecifiedBenchmarks();

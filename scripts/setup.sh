@@ -14,6 +14,7 @@ packages=(
   llvm-16-dev libzstd-dev                        # the LLVM ORC CPU JIT (optional at configure time)
   libgtest-dev libgmock-dev libbenchmark-dev     # tests and benchmarks
   libmuparser-dev                                # a formula-parser peer for benchmarks
+  libtorch-dev                                   # LibTorch 1.13 CPU, the torch_bench peer (optional at configure time)
   clang-14 libclang-rt-14-dev                    # the libFuzzer target (ASan + UBSan)
   python3-torch python3-numpy                    # independent references for tests
 )
