@@ -17,16 +17,6 @@ struct CheckArgs {
   LossArgs loss;
 };
 
-// focal(pred x: real, y: real) — the signature as the DSL writes it.
-std::string signature(const Loss& loss) {
-  std::string text = loss.name + "(";
-  for (size_t i = 0; i < loss.inputs.size(); ++i) {
-    const LossInput& input = loss.inputs[i];
-    text += (i ? ", " : "") + std::string(input.pred ? "pred " : "") + input.name + ": " + input.type.str();
-  }
-  return text + ")";
-}
-
 std::string params_text(const Loss& loss) {
   if (loss.params.empty()) return "params: none";
   std::string text = "params: ";

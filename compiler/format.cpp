@@ -17,15 +17,6 @@ void end_line(std::string& out, const AstComments& comments) {
   out += "\n";
 }
 
-std::string signature(const AstLoss& ast, const Loss& loss) {
-  std::string out = "loss " + ast.name + "(";
-  for (size_t i = 0; i < loss.inputs.size(); ++i) {
-    const LossInput& in = loss.inputs[i];
-    out += (i ? ", " : "") + std::string(in.pred ? "pred " : "") + in.name + ": " + in.type.str();
-  }
-  return out + ")";
-}
-
 }  // namespace
 
 std::string format_source(const SourcePtr& source) {
@@ -39,11 +30,11 @@ std::string format_source(const SourcePtr& source) {
     emit_comments(out, {ast.comments.before, "", false}, "", true);
     NameMap names;
     if (ast.one_line) {
-      out += signature(ast, loss) + " = " + to_infix(loss.body, names);
+      out += "loss " + signature(loss) + " = " + to_infix(loss.body, names);
       end_line(out, ast.comments);
       continue;
     }
-    out += signature(ast, loss) + " {";
+    out += "loss " + signature(loss) + " {";
     end_line(out, ast.comments);
     size_t next_param = 0, next_let = 0;
     bool first = true;

@@ -126,16 +126,16 @@ bool cheap_to_repeat(const Node& n) {
   return n.is_leaf() || (n.op() == Op::Field && n.arg(0)->is_leaf());
 }
 
+}  // namespace
+
 std::string signature(const Loss& loss) {
-  std::string out = "loss " + loss.name + "(";
+  std::string out = loss.name + "(";
   for (size_t i = 0; i < loss.inputs.size(); ++i) {
     const LossInput& in = loss.inputs[i];
     out += (i ? ", " : "") + std::string(in.pred ? "pred " : "") + in.name + ": " + in.type.str();
   }
   return out + ")";
 }
-
-}  // namespace
 
 std::string format_number(double value) {
   char buf[64];
@@ -190,8 +190,8 @@ std::string to_text(const Loss& loss) {
     if (n != loss.body.get() && names.count(n))
       lines.push_back("let " + names.at(n) + " = " + InfixPrinter(names, false).print(n, true));
   std::string body = InfixPrinter(names, false).print(loss.body.get(), true);
-  if (lines.empty()) return signature(loss) + " = " + body + "\n";
-  std::string out = signature(loss) + " {\n";
+  if (lines.empty()) return "loss " + signature(loss) + " = " + body + "\n";
+  std::string out = "loss " + signature(loss) + " {\n";
   for (const std::string& line : lines) out += "  " + line + "\n";
   return out + "  " + body + "\n}\n";
 }

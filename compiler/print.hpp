@@ -24,6 +24,9 @@ std::string to_deap(const Expr& expr, const NameMap& names = {});
 std::string to_text(const Loss& loss);
 std::string to_text(const Module& module);
 
+// The signature as the DSL writes it: focal(pred x: real, y: real).
+std::string signature(const Loss& loss);
+
 // Shortest text that reads back as the same double: 2, 0.25, 1e-7, -3.5.
 std::string format_number(double value);
 
