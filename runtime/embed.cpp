@@ -51,6 +51,20 @@ struct RowBatch {
   bool gradients = false;
 };
 
+// A batch as the engines take it: arrays that own a copy of the caller's
+// views (a copy costs little next to evaluating), and the evaluation options.
+template <class T>
+std::pair<std::vector<Array<T>>, EvalOptions> engine_inputs(const RowBatch<T>& batch) {
+  std::pair<std::vector<Array<T>>, EvalOptions> out;
+  auto& [arrays, options] = out;
+  arrays.reserve(batch.inputs.size());
+  for (const api::InputView<T>& view : batch.inputs)
+    arrays.emplace_back(batch.rows, view.width, std::vector<T>(view.values.begin(), view.values.end()));
+  options.gradients = batch.gradients;
+  options.params.assign(batch.params.begin(), batch.params.end());
+  return out;
+}
+
 class RowEngine {
  public:
   virtual ~RowEngine() = default;
@@ -68,15 +82,7 @@ class InterpreterEngine final : public RowEngine {
  private:
   template <class T>
   RowResults<T> run(const RowBatch<T>& batch) const {
-    // The interpreter owns its inputs; copying them costs little next to interpreting.
-    std::vector<Array<T>> arrays;
-    arrays.reserve(batch.inputs.size());
-    for (const api::InputView<T>& view : batch.inputs) {
-      arrays.emplace_back(batch.rows, view.width, std::vector<T>(view.values.begin(), view.values.end()));
-    }
-    EvalOptions options;
-    options.gradients = batch.gradients;
-    options.params.assign(batch.params.begin(), batch.params.end());
+    const auto [arrays, options] = engine_inputs(batch);
     Evaluation<T> evaluation = interpret<T>(loss_, arrays, options);
     RowResults<T> out;
     out.loss = std::move(evaluation.loss);
@@ -117,14 +123,7 @@ class LlvmEngine final : public RowEngine {
 
   template <class T>
   RowResults<T> run(const RowBatch<T>& batch) const {
-    std::vector<Array<T>> arrays;
-    arrays.reserve(batch.inputs.size());
-    for (const api::InputView<T>& view : batch.inputs) {
-      arrays.emplace_back(batch.rows, view.width, std::vector<T>(view.values.begin(), view.values.end()));
-    }
-    EvalOptions options;
-    options.gradients = batch.gradients;
-    options.params.assign(batch.params.begin(), batch.params.end());
+    const auto [arrays, options] = engine_inputs(batch);
     Evaluation<T> evaluation = compiled<T>().template evaluate<T>(std::span<const Array<T>>(arrays), options);
     RowResults<T> out;
     out.loss = std::move(evaluation.loss);
