@@ -91,5 +91,14 @@ loss   mine( pred x:real , y:real ){
 LOSS
 show "$lossforge" fmt "$work/messy.loss"
 
+section "The compiler: simplify, differentiate symbolically, JIT through LLVM"
+show "$lossforge" simplify "$cse_b_cls" --pset binary_cls
+show "$lossforge" grad 'Neg(Log(Sig(X)))' --pset binary_cls
+if "$lossforge" emit --target llvm examples/losses/giou.loss >/dev/null 2>&1; then
+  show "$lossforge" eval "$cse_b_cls" --pset binary_cls --inputs "$work/binary.json" --grad --dtype f64 --backend llvm
+else
+  echo "(this lossforge was built without LLVM 16: the JIT back end is not there)"
+fi
+
 section "Errors point at the text"
 show "$lossforge" check 'Neg(Log(Sigmod(X)))' --pset binary_cls
