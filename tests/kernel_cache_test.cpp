@@ -15,7 +15,6 @@
 #include <fstream>
 #include <random>
 #include <string>
-#include <thread>
 #include <vector>
 
 namespace lossforge {
@@ -284,14 +283,14 @@ TEST(KernelCacheTest, DiskIsKeptUnderItsBoundByEvictingTheOldestAccessFirst) {
   Reports reports;
   // Each entry is 2000 payload bytes plus a ~150-byte header and key: four fit in 10,000.
   KernelCache cache(disk_only(dir, reports, 10000));
-  auto pause = [] { std::this_thread::sleep_for(std::chrono::milliseconds(30)); };  // distinct mtimes
+  for (uint64_t i = 1; i <= 4; ++i) cache.store(key_for(i), payload_for(i, 2000));
+  // Distinct access times without sleeping: entry i was used (5 - i) minutes ago.
+  const auto now = fs::file_time_type::clock::now();
   for (uint64_t i = 1; i <= 4; ++i) {
-    cache.store(key_for(i), payload_for(i, 2000));
-    pause();
+    EXPECT_TRUE(fs::exists(cache.entry_path(key_for(i)))) << i;
+    fs::last_write_time(cache.entry_path(key_for(i)), now - std::chrono::minutes(5 - i));
   }
-  for (uint64_t i = 1; i <= 4; ++i) EXPECT_TRUE(fs::exists(cache.entry_path(key_for(i)))) << i;
   EXPECT_EQ(cache.lookup(key_for(1)), payload_for(1, 2000));  // refreshes 1: now 2 is the oldest access
-  pause();
 
   // Files that are not entries are never evicted; a dead writer's old temporary file is.
   const fs::path foreign = dir.path() / "README";
