@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "compiler/frontend.hpp"
+#include "bench/bench_data.hpp"
 #include "runtime/interpreter.hpp"
 
 #if LOSSFORGE_BENCH_MUPARSER
@@ -31,83 +32,11 @@
 namespace {
 
 using namespace lossforge;
-using Rng = std::mt19937_64;
+using namespace lossforge::bench;
 
 constexpr size_t kElements = size_t(1) << 18;  // focal, CSE-Autoloss-B cls: 262144 (point, class) elements
 constexpr size_t kBoxPairs = size_t(1) << 17;  // GIoU
-constexpr size_t kCeRows = size_t(1) << 13;    // cross-entropy: 8192 RoIs ...
-constexpr size_t kClasses = 81;                // ... of 80 COCO classes and background
-
-// The source tree holding examples/: $LOSSFORGE_SOURCE_DIR when set (a binary
-// copied to another machine), else the tree it was built from.
-std::string source_dir() {
-  const char* dir = std::getenv("LOSSFORGE_SOURCE_DIR");
-  return dir && *dir ? dir : LOSSFORGE_SOURCE_DIR;
-}
-
-Loss example(const std::string& file, const std::string& name) {
-  Module module = load_module(SourceFile::read(source_dir() + "/examples/losses/" + file));
-  const Loss* loss = module.find(name);
-  if (!loss) throw std::runtime_error(file + " has no loss " + name);
-  return *loss;
-}
-
-double uniform(Rng& rng, double lo, double hi) { return std::uniform_real_distribution<double>(lo, hi)(rng); }
-
-template <class T>
-Array<T> column(size_t rows, Rng& rng, double lo, double hi) {
-  Array<T> a(rows, 1);
-  for (T& v : a.data) v = T(uniform(rng, lo, hi));
-  return a;
-}
-
-template <class T>
-Array<T> labels(size_t rows, Rng& rng, double positive_rate) {
-  Array<T> a(rows, 1);
-  for (T& v : a.data) v = std::bernoulli_distribution(positive_rate)(rng) ? T(1) : T(0);
-  return a;
-}
-
-template <class T>
-std::vector<Array<T>> focal_inputs(Rng& rng) {
-  return {column<T>(kElements, rng, -6, 2), labels<T>(kElements, rng, 0.05)};
-}
-
-template <class T>
-std::vector<Array<T>> binary_cls_inputs(Rng& rng) {
-  Array<T> x = column<T>(kElements, rng, -6, 2), py = labels<T>(kElements, rng, 0.05);
-  Array<T> q(kElements, 1), ny(kElements, 1);
-  for (size_t i = 0; i < kElements; ++i) {
-    ny.data[i] = T(1) - py.data[i];
-    q.data[i] = py.data[i] == T(1) ? T(uniform(rng, 0.3, 0.95)) : T(0);
-  }
-  return {x, q, py, ny};
-}
-
-template <class T>
-std::vector<Array<T>> ce_inputs(Rng& rng) {
-  Array<T> x(kCeRows, kClasses), y(kCeRows, kClasses);
-  for (T& v : x.data) v = T(uniform(rng, -4, 4));
-  for (size_t r = 0; r < kCeRows; ++r) y.row(r)[std::uniform_int_distribution<size_t>(0, kClasses - 1)(rng)] = T(1);
-  return {x, y};
-}
-
-template <class T>
-std::vector<Array<T>> box_inputs(Rng& rng) {
-  Array<T> p(kBoxPairs, 4), g(kBoxPairs, 4);
-  for (size_t r = 0; r < kBoxPairs; ++r) {
-    // A ground truth and a prediction shifted and rescaled around it: mostly overlapping, some disjoint.
-    double x = uniform(rng, 0, 600), y = uniform(rng, 0, 400), w = uniform(rng, 8, 300), h = uniform(rng, 8, 300);
-    double px = x + uniform(rng, -0.8, 0.8) * w, py = y + uniform(rng, -0.8, 0.8) * h;
-    double gv[] = {x, y, x + w, y + h};
-    double pv[] = {px, py, px + w * uniform(rng, 0.6, 1.6), py + h * uniform(rng, 0.6, 1.6)};
-    for (int c = 0; c < 4; ++c) {
-      g.row(r)[c] = T(gv[c]);
-      p.row(r)[c] = T(pv[c]);
-    }
-  }
-  return {p, g};
-}
+constexpr size_t kCeRows = size_t(1) << 13;    // cross-entropy: 8192 RoIs of kClasses
 
 // One interpreter benchmark: `units` is the work per call (elements, rows or
 // box pairs) under `unit`; `elements_per_unit` adds a per-element counter.
@@ -135,10 +64,10 @@ void register_interpreter(const char* dtype) {
   static const Loss giou = example("giou.loss", "giou");
   static const Loss b_cls = example("cse_autoloss_b.loss", "cse_autoloss_b_cls");
   Rng rng(7);
-  auto focal_data = focal_inputs<T>(rng);
-  auto ce_data = ce_inputs<T>(rng);
-  auto box_data = box_inputs<T>(rng);
-  auto b_cls_data = binary_cls_inputs<T>(rng);
+  auto focal_data = focal_inputs<T>(rng, kElements);
+  auto ce_data = multi_cls_inputs<T>(rng, kCeRows);
+  auto box_data = box_inputs<T>(rng, kBoxPairs);
+  auto b_cls_data = binary_cls_inputs<T>(rng, kElements);
   const std::string suffix = std::string("/") + dtype;
 
   benchmark::RegisterBenchmark(("interp/focal/loss+grad" + suffix).c_str(), [=](benchmark::State& s) {
@@ -169,7 +98,7 @@ constexpr const char* kFocalMuparser =
 
 void muparser_focal(benchmark::State& state) {
   Rng rng(7);
-  auto data = focal_inputs<double>(rng);
+  auto data = focal_inputs<double>(rng, kElements);
   std::vector<double> x = data[0].data, y = data[1].data, out(kElements);
   mu::Parser parser;
   parser.DefineFun("sigmoid", sigmoid);

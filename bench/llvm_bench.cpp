@@ -26,6 +26,7 @@
 
 #include "compiler/frontend.hpp"
 #include "llvm_bench_handwritten.hpp"
+#include "bench/bench_data.hpp"
 #include "runtime/interpreter.hpp"
 #include "runtime/llvm_engine.hpp"
 #include "search/generate.hpp"
@@ -36,85 +37,13 @@
 namespace {
 
 using namespace lossforge;
-using Rng = std::mt19937_64;
+using namespace lossforge::bench;
 using C = benchmark::Counter;
 
 constexpr size_t kElements = size_t(1) << 20;  // focal, CSE-Autoloss-B cls
 constexpr size_t kBoxPairs = size_t(1) << 20;  // GIoU, CSE-Autoloss-B reg
-constexpr size_t kRows = 100000;               // cross-entropy, CSE-Autoloss-A cls ...
-constexpr size_t kClasses = 81;                // ... of 80 COCO classes and background
+constexpr size_t kRows = 100000;               // cross-entropy, CSE-Autoloss-A cls: rows of kClasses
 
-std::string source_dir() {
-  const char* dir = std::getenv("LOSSFORGE_SOURCE_DIR");
-  return dir && *dir ? dir : LOSSFORGE_SOURCE_DIR;
-}
-
-std::string read_example(const std::string& file) { return source_dir() + "/examples/losses/" + file; }
-
-Loss example(const std::string& file, const std::string& name) {
-  Module module = load_module(SourceFile::read(read_example(file)));
-  const Loss* loss = module.find(name);
-  if (!loss) throw std::runtime_error(file + " has no loss " + name);
-  return *loss;
-}
-
-double uniform(Rng& rng, double lo, double hi) { return std::uniform_real_distribution<double>(lo, hi)(rng); }
-
-Array<float> column(size_t rows, Rng& rng, double lo, double hi) {
-  Array<float> a(rows, 1);
-  for (float& v : a.data) v = float(uniform(rng, lo, hi));
-  return a;
-}
-
-Array<float> labels(size_t rows, Rng& rng, double positive_rate) {
-  Array<float> a(rows, 1);
-  for (float& v : a.data) v = std::bernoulli_distribution(positive_rate)(rng) ? 1.0f : 0.0f;
-  return a;
-}
-
-std::vector<Array<float>> focal_inputs(Rng& rng) {
-  return {column(kElements, rng, -6, 2), labels(kElements, rng, 0.05)};
-}
-
-std::vector<Array<float>> binary_cls_inputs(Rng& rng) {
-  Array<float> x = column(kElements, rng, -6, 2), py = labels(kElements, rng, 0.05);
-  Array<float> q(kElements, 1), ny(kElements, 1);
-  for (size_t i = 0; i < kElements; ++i) {
-    ny.data[i] = 1 - py.data[i];
-    q.data[i] = py.data[i] == 1 ? float(uniform(rng, 0.3, 0.95)) : 0.0f;
-  }
-  return {x, q, py, ny};
-}
-
-// x logits, y one-hot; for CSE-Autoloss-A also Z (here: the softmax-like scores, any values).
-std::vector<Array<float>> multi_cls_inputs(Rng& rng, size_t count) {
-  std::vector<Array<float>> out;
-  Array<float> x(kRows, kClasses), y(kRows, kClasses);
-  for (float& v : x.data) v = float(uniform(rng, -4, 4));
-  for (size_t r = 0; r < kRows; ++r) y.row(r)[std::uniform_int_distribution<size_t>(0, kClasses - 1)(rng)] = 1;
-  out = {x, y};
-  if (count == 3) {
-    Array<float> z(kRows, kClasses);
-    for (float& v : z.data) v = float(uniform(rng, 0, 1));
-    out.push_back(z);
-  }
-  return out;
-}
-
-std::vector<Array<float>> box_inputs(Rng& rng) {
-  Array<float> p(kBoxPairs, 4), g(kBoxPairs, 4);
-  for (size_t r = 0; r < kBoxPairs; ++r) {
-    double x = uniform(rng, 0, 600), y = uniform(rng, 0, 400), w = uniform(rng, 8, 300), h = uniform(rng, 8, 300);
-    double px = x + uniform(rng, -0.8, 0.8) * w, py = y + uniform(rng, -0.8, 0.8) * h;
-    double gv[] = {x, y, x + w, y + h};
-    double pv[] = {px, py, px + w * uniform(rng, 0.6, 1.6), py + h * uniform(rng, 0.6, 1.6)};
-    for (int c = 0; c < 4; ++c) {
-      g.row(r)[c] = float(gv[c]);
-      p.row(r)[c] = float(pv[c]);
-    }
-  }
-  return {p, g};
-}
 
 void set_rate(benchmark::State& state, size_t units, const char* unit, size_t per_unit = 0) {
   state.counters[std::string("sec/") + unit] = C(double(units), C::kIsIterationInvariantRate | C::kInvert);
@@ -196,7 +125,7 @@ void register_compile_latency(double first_ms) {
   })->UseManualTime()->Iterations(1)->Unit(benchmark::kMillisecond);
   for (const auto& [name, file] : std::vector<std::pair<std::string, std::string>>{
            {"focal", "focal.loss"}, {"giou", "giou.loss"}, {"cse_autoloss_a", "cse_autoloss_a.loss"}}) {
-    const std::string text = file_text(read_example(file));
+    const std::string text = file_text(example_path(file));
     benchmark::RegisterBenchmark(("compile/warm/" + name).c_str(), [text](benchmark::State& state) {
       for (auto _ : state) {
         CompiledLoss compiled = compile_text(text);
@@ -240,19 +169,19 @@ int main(int argc, char** argv) {
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
 
   const auto start = std::chrono::steady_clock::now();
-  CompiledLoss first = compile_text(file_text(read_example("focal.loss")));
+  CompiledLoss first = compile_text(file_text(example_path("focal.loss")));
   const double first_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   benchmark::DoNotOptimize(first.object_code().data());
 
   Rng rng(7);
-  const auto focal = focal_inputs(rng);
-  const auto boxes = box_inputs(rng);
+  const auto focal = focal_inputs<float>(rng, kElements);
+  const auto boxes = box_inputs<float>(rng, kBoxPairs);
   const std::vector<Workload> workloads{
       {"focal", example("focal.loss", "sigmoid_focal"), focal, kElements, "element", 0},
-      {"cse_autoloss_b_cls", example("cse_autoloss_b.loss", "cse_autoloss_b_cls"), binary_cls_inputs(rng), kElements,
+      {"cse_autoloss_b_cls", example("cse_autoloss_b.loss", "cse_autoloss_b_cls"), binary_cls_inputs<float>(rng, kElements), kElements,
        "element", 0},
-      {"ce_c81", example("cross_entropy.loss", "cross_entropy"), multi_cls_inputs(rng, 2), kRows, "row", kClasses},
-      {"cse_autoloss_a_cls_c81", example("cse_autoloss_a.loss", "cse_autoloss_a_cls"), multi_cls_inputs(rng, 3), kRows,
+      {"ce_c81", example("cross_entropy.loss", "cross_entropy"), multi_cls_inputs<float>(rng, kRows), kRows, "row", kClasses},
+      {"cse_autoloss_a_cls_c81", example("cse_autoloss_a.loss", "cse_autoloss_a_cls"), multi_cls_inputs<float>(rng, kRows, true), kRows,
        "row", kClasses},
       {"giou", example("giou.loss", "giou"), boxes, kBoxPairs, "pair", 0},
       {"cse_autoloss_b_reg", example("cse_autoloss_b.loss", "cse_autoloss_b_reg"), boxes, kBoxPairs, "pair", 0},
