@@ -16,7 +16,11 @@ packages=(
   libmuparser-dev                                # a formula-parser peer for benchmarks
   libtorch-dev                                   # LibTorch 1.13 CPU, the torch_bench peer (optional at configure time)
   clang-14 libclang-rt-14-dev                    # the libFuzzer target (ASan + UBSan)
-  python3-torch python3-numpy                    # independent references for tests
+  python3-torch python3-numpy python3-torchvision # independent references for tests
+  libpng-dev libjpeg62-turbo-dev libstb-dev      # images: the detection data (PNG/JPEG)
+  libcairo2-dev libreadline-dev tmux             # the REPL: PNG charts, line editing, its terminal test
+  libtomlplusplus-dev                            # search configuration files
+  python3-pip                                    # pycocotools, the COCOeval reference for tests
 )
 
 missing=()
@@ -35,6 +39,13 @@ if ((${#missing[@]} > 0)); then
   fi
   "${as_root[@]}" apt-get update
   "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+
+# pycocotools (PyPI) for the python3 first on PATH: the reference COCO evaluator in tests.
+if ! python3 -c "import pycocotools.cocoeval" 2>/dev/null; then
+  echo "setup: installing pycocotools from PyPI"
+  python3 -m pip install --quiet pycocotools numpy 2>/dev/null ||
+    python3 -m pip install --quiet --break-system-packages pycocotools numpy
 fi
 
 # Configure once; an existing build directory keeps its generator and options.

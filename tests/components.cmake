@@ -1,0 +1,1 @@
+# One line per optional component: its test folder and the libraries it links.
