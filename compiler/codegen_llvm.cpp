@@ -22,9 +22,10 @@
 //   operations, the same constants rounded to T, the same NaN-aware selects
 //   for min/max/clamp/relu and box sides. No fast-math flags: no reassociation,
 //   no FMA contraction, so +, -, *, / round exactly as the interpreter's do.
-//   Row reductions (sum, dot, the softmax denominators) add left to right as
-//   the interpreter does; that keeps them scalar (x86 has no ordered vector
-//   reduction), while their element-wise parts vectorise.
+//   Row reductions (sum, dot, the row maximum, the softmax denominators) run
+//   in sem::row_sum_of's order, 8 interleaved lanes combined as a halving
+//   tree, emitted as explicit 8-wide vector loops: the interpreter adds in the
+//   same order, so both agree bit for bit and the reductions vectorise.
 //
 // Math routines (T = float uses the f-suffixed ones)
 //   exp, log, sin, cos, pow   llvm.exp/log/sin/cos/pow intrinsics. Scalar:
@@ -606,25 +607,73 @@ class KernelBuilder {
       if (pending_set_.count(a.get())) flush(plan_.at(a.get()).width_input);
   }
 
-  // The row maximum, as sem::row_max: m = x[0]; m = x[i] > m ? x[i] : m.
+  // ---- row reductions, in sem::row_sum_of's lane order ----
+  // Element c goes to lane c % 8 of an 8-wide accumulator: whole blocks of 8
+  // in a loop, the last partial block under a mask (lanes past the width keep
+  // their value), then the lanes are combined as a halving tree. Explicit
+  // vectors, because the loop vectoriser may not reassociate an ordered sum.
+  using LaneTerm = std::function<llvm::Value*(llvm::Value* c, llvm::Value* mask)>;
+  using LaneStep = std::function<llvm::Value*(llvm::Value* acc, llvm::Value* v)>;
+  llvm::Value* lane_reduce(llvm::Value* width, llvm::Value* initial, const LaneTerm& term, const LaneStep& step,
+                           const char* name) {
+    static_assert(sem::kRowLanes == 8, "lane_reduce's shuffles assume 8 lanes");
+    llvm::Value* blocks = b_.CreateLShr(width, index(3));
+    llvm::Value* acc = loop(index(0), blocks, {initial},
+                            [&](llvm::Value* block, const std::vector<llvm::Value*>& carried) {
+                              llvm::Value* c = b_.CreateShl(block, index(3), "", true, true);
+                              return std::vector<llvm::Value*>{step(carried[0], term(c, nullptr))};
+                            },
+                            name)[0];
+    llvm::Value* full = b_.CreateShl(blocks, index(3));
+    llvm::Value* rest = b_.CreateVectorSplat(8, b_.CreateSub(width, full));
+    llvm::Value* mask = b_.CreateICmpULT(llvm::ConstantVector::get(lane_indices()), rest);
+    acc = b_.CreateSelect(mask, step(acc, term(full, mask)), acc);
+    for (int half = 4; half > 0; half /= 2) {
+      std::vector<int> low, high;
+      for (int l = 0; l < half; ++l) {
+        low.push_back(l);
+        high.push_back(l + half);
+      }
+      acc = step(b_.CreateShuffleVector(acc, low), b_.CreateShuffleVector(acc, high));
+    }
+    return b_.CreateExtractElement(acc, uint64_t(0));
+  }
+  std::vector<llvm::Constant*> lane_indices() {
+    std::vector<llvm::Constant*> lanes;
+    for (int l = 0; l < 8; ++l) lanes.push_back(llvm::ConstantInt::get(i64_, l));
+    return lanes;
+  }
+  // Columns c..c+7 of a row (a real is broadcast); `mask` limits the loads to the row.
+  llvm::Value* lanes_of(llvm::Value* row, llvm::Value* c, llvm::Value* mask) {
+    llvm::Type* vector = llvm::FixedVectorType::get(t_, 8);
+    llvm::Value* at = b_.CreateInBoundsGEP(t_, row, c);
+    const llvm::Align align(t_->getPrimitiveSizeInBits() / 8);
+    if (!mask) return b_.CreateAlignedLoad(vector, at, align);
+    return b_.CreateMaskedLoad(vector, at, align, mask, llvm::Constant::getNullValue(vector));
+  }
+  llvm::Value* lanes_of(const Node* n, llvm::Value* c, llvm::Value* mask) {
+    if (!n->type().is_vec()) return b_.CreateVectorSplat(8, scalar_.at(n));
+    return lanes_of(row_.at(n), c, mask);
+  }
+  LaneStep lane_add() {
+    return [this](llvm::Value* acc, llvm::Value* v) { return b_.CreateFAdd(acc, v); };
+  }
+
+  // The row maximum, as sem::row_max: every lane starts at x[0] and takes v when v > lane.
   llvm::Value* row_max(const Node* x, llvm::Value* width) {
-    llvm::Value* first = column(x, index(0));
-    return loop(index(1), width, {first},
-                [&](llvm::Value* c, const std::vector<llvm::Value*>& m) {
-                  llvm::Value* v = column(x, c);
-                  return std::vector<llvm::Value*>{b_.CreateSelect(b_.CreateFCmpOGT(v, m[0]), v, m[0])};
-                },
-                "max")[0];
+    return lane_reduce(
+        width, b_.CreateVectorSplat(8, column(x, index(0))),
+        [&](llvm::Value* c, llvm::Value* mask) { return lanes_of(x, c, mask); },
+        [this](llvm::Value* acc, llvm::Value* v) { return b_.CreateSelect(b_.CreateFCmpOGT(v, acc), v, acc); },
+        "max");
   }
-  // Σ row[i], left to right (a separate loop so the loop that fills `row` vectorises).
+  // Σ row[i] (a separate loop so the loop that fills `row` vectorises).
   llvm::Value* row_sum(llvm::Value* row, llvm::Value* width) {
-    return loop(index(0), width, {k(0)},
-                [&](llvm::Value* c, const std::vector<llvm::Value*>& total) {
-                  return std::vector<llvm::Value*>{
-                      b_.CreateFAdd(total[0], b_.CreateLoad(t_, b_.CreateInBoundsGEP(t_, row, c)))};
-                },
-                "sum")[0];
+    return lane_reduce(
+        width, zero_lanes(), [&](llvm::Value* c, llvm::Value* mask) { return lanes_of(row, c, mask); }, lane_add(),
+        "sum");
   }
+  llvm::Value* zero_lanes() { return llvm::Constant::getNullValue(llvm::FixedVectorType::get(t_, 8)); }
   // out[i] = exp(x[i] - m); returns Σ out[i].
   llvm::Value* shifted_exps(const Node* x, llvm::Value* m, llvm::Value* out, llvm::Value* width) {
     loop(index(0), width, {},
@@ -674,21 +723,19 @@ class KernelBuilder {
       }
       case Op::Dot: {
         const Node* y = n->arg(1).get();
-        scalar_[n] = loop(index(0), width, {k(0)},
-                          [&](llvm::Value* c, const std::vector<llvm::Value*>& total) {
-                            return std::vector<llvm::Value*>{
-                                b_.CreateFAdd(total[0], b_.CreateFMul(column(x, c), column(y, c)))};
-                          },
-                          "dot")[0];
+        scalar_[n] = lane_reduce(
+            width, zero_lanes(),
+            [&](llvm::Value* c, llvm::Value* mask) {
+              return b_.CreateFMul(lanes_of(x, c, mask), lanes_of(y, c, mask));
+            },
+            lane_add(), "dot");
         return;
       }
       case Op::Sum:
       case Op::Mean: {
-        llvm::Value* total = loop(index(0), width, {k(0)},
-                                  [&](llvm::Value* c, const std::vector<llvm::Value*>& sum) {
-                                    return std::vector<llvm::Value*>{b_.CreateFAdd(sum[0], column(x, c))};
-                                  },
-                                  "sum")[0];
+        llvm::Value* total = lane_reduce(
+            width, zero_lanes(), [&](llvm::Value* c, llvm::Value* mask) { return lanes_of(x, c, mask); }, lane_add(),
+            "sum");
         scalar_[n] = n->op() == Op::Sum ? total : b_.CreateFDiv(total, b_.CreateSIToFP(width, t_));
         return;
       }

@@ -286,32 +286,59 @@ template <class T>
 LF_HD T sgdf_da(T a) { return T(0.25) / math::cosh(T(kPi) * a / T(4)); }
 
 // ---- row-wise ops -----------------------------------------------------------
+// Row reductions (sums, dots, the row maximum) run in kRowLanes interleaved
+// partial results: element i goes to lane i % kRowLanes, and the lanes are
+// combined as a halving tree, lane l with lane l + 4, then l + 2, then l + 1:
+//   ((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7)).
+// That is the order a vector unit adds in, so the compiled kernels reduce rows
+// with 8-wide vectors and still agree with this reference bit for bit, where a
+// left-to-right sum would keep them scalar (no fast-math reassociation here).
+inline constexpr int kRowLanes = 8;
+
+template <class T, class Term>
+LF_HD T row_sum_of(int n, Term term) {
+  T lane[kRowLanes];
+  for (int l = 0; l < kRowLanes; ++l) lane[l] = T(0);
+  for (int i = 0; i < n; ++i) lane[i % kRowLanes] += term(i);
+  for (int half = kRowLanes / 2; half > 0; half /= 2)
+    for (int l = 0; l < half; ++l) lane[l] += lane[l + half];
+  return lane[0];
+}
+
+// The row maximum, lane-wise as row_sum_of: every lane starts at x[0], takes
+// x[i] when x[i] > lane, and the tree keeps the upper lane only when greater.
+// NaNs are skipped unless x[0] is one; a NaN anywhere still reaches the result
+// of softmax & co. through e^(x - max).
+template <class T>
+LF_HD T row_max(const T* x, int n) {
+  T lane[kRowLanes];
+  for (int l = 0; l < kRowLanes; ++l) lane[l] = x[0];
+  for (int i = 0; i < n; ++i) lane[i % kRowLanes] = x[i] > lane[i % kRowLanes] ? x[i] : lane[i % kRowLanes];
+  for (int half = kRowLanes / 2; half > 0; half /= 2)
+    for (int l = 0; l < half; ++l) lane[l] = lane[l + half] > lane[l] ? lane[l + half] : lane[l];
+  return lane[0];
+}
+
+template <class T>
+LF_HD T sum(const T* x, int n) {
+  return row_sum_of<T>(n, [&](int i) { return x[i]; });
+}
+
 // softmax, log_softmax and logsumexp subtract the row maximum before
 // exponentiating: mathematically a no-op, but it keeps every exponent <= 0, so
 // logits in the thousands neither overflow nor lose the differences between
 // them. They use plain exp (the shift makes the protected one unnecessary).
 template <class T>
-LF_HD T row_max(const T* x, int n) {
-  T m = x[0];
-  for (int i = 1; i < n; ++i) m = x[i] > m ? x[i] : m;
-  return m;
-}
-
-template <class T>
 LF_HD void softmax(const T* x, T* y, int n) {
   T m = row_max(x, n);
-  T total = T(0);
-  for (int i = 0; i < n; ++i) {
-    y[i] = math::exp(x[i] - m);
-    total += y[i];
-  }
+  for (int i = 0; i < n; ++i) y[i] = math::exp(x[i] - m);
+  T total = sum(y, n);
   for (int i = 0; i < n; ++i) y[i] /= total;
 }
 // y = softmax(x): dx += y * (dy - Σ dy·y).
 template <class T>
 LF_HD void softmax_vjp(const T* y, const T* dy, T* dx, int n) {
-  T inner = T(0);
-  for (int i = 0; i < n; ++i) inner += dy[i] * y[i];
+  T inner = row_sum_of<T>(n, [&](int i) { return dy[i] * y[i]; });
   for (int i = 0; i < n; ++i) dx[i] += y[i] * (dy[i] - inner);
 }
 
@@ -319,16 +346,14 @@ LF_HD void softmax_vjp(const T* y, const T* dy, T* dx, int n) {
 template <class T>
 LF_HD void log_softmax(const T* x, T* y, int n) {
   T m = row_max(x, n);
-  T total = T(0);
-  for (int i = 0; i < n; ++i) total += math::exp(x[i] - m);
+  T total = row_sum_of<T>(n, [&](int i) { return math::exp(x[i] - m); });
   T log_total = math::log(total);
   for (int i = 0; i < n; ++i) y[i] = x[i] - m - log_total;
 }
 // y = log_softmax(x): dx += dy - softmax(x) Σ dy, with softmax(x) = e^y.
 template <class T>
 LF_HD void log_softmax_vjp(const T* y, const T* dy, T* dx, int n) {
-  T total = T(0);
-  for (int i = 0; i < n; ++i) total += dy[i];
+  T total = sum(dy, n);
   for (int i = 0; i < n; ++i) dx[i] += dy[i] - math::exp(y[i]) * total;
 }
 
@@ -338,8 +363,7 @@ template <class T>
 LF_HD T logsumexp(const T* x, int n) {
   T m = row_max(x, n);
   if (!(m - m == T(0))) return m;
-  T total = T(0);
-  for (int i = 0; i < n; ++i) total += math::exp(x[i] - m);
+  T total = row_sum_of<T>(n, [&](int i) { return math::exp(x[i] - m); });
   return m + math::log(total);
 }
 // value = logsumexp(x): dx += dvalue * softmax(x), with softmax(x) = e^(x - value).
@@ -350,9 +374,7 @@ LF_HD void logsumexp_vjp(const T* x, T value, T dvalue, T* dx, int n) {
 
 template <class T>
 LF_HD T dot(const T* a, const T* b, int n) {
-  T total = T(0);
-  for (int i = 0; i < n; ++i) total += a[i] * b[i];
-  return total;
+  return row_sum_of<T>(n, [&](int i) { return a[i] * b[i]; });
 }
 // da += dvalue * b, db += dvalue * a; either may be null (no gradient wanted).
 template <class T>
@@ -363,12 +385,6 @@ LF_HD void dot_vjp(const T* a, const T* b, T dvalue, T* da, T* db, int n) {
   }
 }
 
-template <class T>
-LF_HD T sum(const T* x, int n) {
-  T total = T(0);
-  for (int i = 0; i < n; ++i) total += x[i];
-  return total;
-}
 template <class T>
 LF_HD void sum_vjp(T dvalue, T* dx, int n) {
   for (int i = 0; i < n; ++i) dx[i] += dvalue;

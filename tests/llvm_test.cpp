@@ -360,6 +360,34 @@ TEST(LlvmRandomCandidates, ForwardDouble) { check_random_candidates<double>(fals
 TEST(LlvmRandomCandidates, LossAndGradientFloat) { check_random_candidates<float>(true); }
 TEST(LlvmRandomCandidates, LossAndGradientDouble) { check_random_candidates<double>(true); }
 
+// Row reductions add in sem::row_sum_of's lane order in both engines: sums,
+// dots and means of rows of every width from 1 to 37 (full 8-lane blocks and
+// every partial block) are the same bits, as are their gradients.
+template <class T>
+void check_row_reductions_bitwise() {
+  const Module module = load_module(SourceFile::from_text(
+      "<test>", "loss rows(pred x: real[C], y: real[C]) = sum(x) * mean(y) + dot(x, y) - mean(x * x)\n"));
+  const Loss& loss = module.losses.at(0);
+  CompiledLoss compiled = CompiledLoss::compile(loss, options_for<T>(false));
+  Rng rng(5);
+  for (size_t width = 1; width <= 37; ++width) {
+    Batch<double> batch;
+    for (int input = 0; input < 2; ++input) {
+      Array<double> a(19, width);
+      for (double& v : a.data) v = uniform(rng, -3, 3);
+      batch.push_back(std::move(a));
+    }
+    const Batch<T> typed = as<T>(batch);
+    const Evaluation<T> llvm = compiled.evaluate<T>(typed, {});
+    const Evaluation<T> interp = interpret<T>(loss, typed, {});
+    EXPECT_EQ(llvm.loss, interp.loss) << "width " << width;
+  }
+}
+TEST(LlvmKernel, RowReductionsAreBitwiseTheInterpreters) {
+  check_row_reductions_bitwise<float>();
+  check_row_reductions_bitwise<double>();
+}
+
 // ---- threads, concurrency, object code --------------------------------------------
 
 // Thread chunks start on multiples of the vector loop's step: the result is the
