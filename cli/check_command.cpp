@@ -9,6 +9,7 @@
 #include "compiler/ir.hpp"
 #include "compiler/presets.hpp"
 #include "compiler/print.hpp"
+#include "search/convergence.hpp"
 
 namespace lossforge::cli {
 namespace {
@@ -38,12 +39,24 @@ std::string heading(const Loss& loss) {
   return loss.preset.empty() ? signature(loss) : signature(loss) + " [" + loss.preset + "]";
 }
 
+// The convergence properties (search/convergence.hpp) of a loss with a preset's
+// signature: "  convergence: finite ok, ..." or the first failed property with its witness.
+std::string convergence_text(const Loss& loss) {
+  const Preset* preset = matching_preset(loss);
+  if (!preset) return "";
+  const ConvergenceReport report = verify_convergence(loss, *preset);
+  if (!report.passed) return "  convergence [" + preset->name + "]: FAILS " + report.first_failure();
+  std::string text = "  convergence [" + preset->name + "]:";
+  for (size_t i = 0; i < report.checks.size(); ++i) text += (i ? ", " : " ") + report.checks[i].property + " ok";
+  return text;
+}
+
 // focal(pred x: real, y: real)  params: alpha = 0.25, gamma = 2  operators: 14  depth: 9
 std::string summary(const Loss& loss, size_t heading_width) {
   std::string head = heading(loss);
   head.resize(std::max(head.size(), heading_width), ' ');
   return head + "  " + params_text(loss) + "  operators: " + std::to_string(operator_count(loss)) +
-         "  depth: " + std::to_string(loss.body->depth());
+         "  depth: " + std::to_string(loss.body->depth()) + convergence_text(loss);
 }
 
 int run_check(const CheckArgs& args) {
@@ -68,7 +81,9 @@ Command add_check_command(CLI::App& parent) {
   add_loss_options(*app, args->loss, "");
   app->footer(
       "Each line: the signature (pred inputs marked), the params with their values, the number of operators\n"
-      "(distinct non-leaf nodes of the expression DAG) and its depth. Errors are printed as file:line:col\n"
+      "(distinct non-leaf nodes of the expression DAG) and its depth; for a loss with the signature of a preset\n"
+      "(binary_cls, multi_cls, reg) the convergence properties the search checks: each one ok, or the first\n"
+      "that fails with a witness input. Errors are printed as file:line:col\n"
       "diagnostics; the exit status is then 1 (2 for a bad command line).\n");
   return {app, [args] { return run_check(*args); }};
 }

@@ -30,6 +30,7 @@ class Generator {
   }
 
   Expr real(int depth) { return grow(depth, Type::real()); }
+  Expr of_type(int depth, const Type& want) { return grow(depth, want.is_vec() ? row_type_ : Type::real()); }
 
  private:
   Expr grow(int depth, const Type& want) {
@@ -106,6 +107,10 @@ class Generator {
 
 Expr random_expr(const Preset& preset, Rng& rng, const GenerateOptions& options, GrowMethod method) {
   return Generator(preset, rng, options, method).real(options.max_depth);
+}
+
+Expr random_subtree(const Preset& preset, Rng& rng, const GenerateOptions& options, GrowMethod method, const Type& want) {
+  return Generator(preset, rng, options, method).of_type(options.max_depth, want);
 }
 
 std::vector<Expr> ramped_half_and_half(const Preset& preset, Rng& rng, const GenerateOptions& options, size_t count) {

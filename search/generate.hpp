@@ -32,6 +32,10 @@ using Rng = std::mt19937_64;
 // A random `real`-valued expression.
 Expr random_expr(const Preset& preset, Rng& rng, const GenerateOptions& options, GrowMethod method);
 
+// A random expression of type `want` (real, or the preset's real[C] row type):
+// what mutations graft into a tree at a node of that type.
+Expr random_subtree(const Preset& preset, Rng& rng, const GenerateOptions& options, GrowMethod method, const Type& want);
+
 // Koza's ramped half-and-half: depths 2..max_depth in turn, Grow and Full alternating.
 std::vector<Expr> ramped_half_and_half(const Preset& preset, Rng& rng, const GenerateOptions& options, size_t count);
 
