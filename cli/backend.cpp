@@ -6,6 +6,9 @@
 #if LOSSFORGE_HAVE_LLVM
 #include "runtime/llvm_engine.hpp"
 #endif
+#if LOSSFORGE_HAVE_CUDA
+#include "runtime/cuda/cuda_engine.hpp"
+#endif
 
 namespace lossforge::cli {
 
@@ -30,6 +33,9 @@ void require_backend(Backend backend) {
 #if LOSSFORGE_HAVE_LLVM
   if (backend == Backend::Llvm) return;
 #endif
+#if LOSSFORGE_HAVE_CUDA
+  if (backend == Backend::Cuda) return;  // built; whether this machine has a device shows when it runs
+#endif
   throw UnavailableError("backend '" + std::string(backend_name(backend)) + "' is not built into this lossforge");
 }
 
@@ -44,6 +50,15 @@ Evaluation<T> evaluate(Backend backend, const Loss& loss, std::span<const Array<
     llvm.gradients = options.gradients;
     llvm.threads = 0;  // one per core for large batches; small ones stay on this thread
     return CompiledLoss::compile_cached(loss, llvm, default_kernel_cache()).evaluate<T>(inputs, options);
+  }
+#endif
+#if LOSSFORGE_HAVE_CUDA
+  if (backend == Backend::Cuda) {
+    // Throws UnavailableError("no CUDA device: ...") on a machine without one.
+    cuda::CudaOptions cuda;
+    cuda.dtype = std::is_same_v<T, float> ? DType::F32 : DType::F64;
+    cuda.gradients = options.gradients;
+    return cuda::CudaLoss::compile_cached(loss, cuda, default_kernel_cache()).evaluate<T>(inputs, options);
   }
 #endif
   return interpret<T>(loss, inputs, options);

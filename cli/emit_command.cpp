@@ -5,6 +5,8 @@
 
 #include "cli/command.hpp"
 #include "cli/loss_source.hpp"
+#include "compiler/codegen_cpp.hpp"
+#include "compiler/codegen_cuda.hpp"
 #include "compiler/presets.hpp"
 #if LOSSFORGE_HAVE_LLVM
 #include "compiler/codegen_llvm.hpp"
@@ -22,14 +24,28 @@ struct EmitArgs {
 };
 
 int run_emit(const EmitArgs& args) {
-  // Targets are checked before the loss is read: a missing one fails fast.
-  if (args.target != "llvm")
-    throw UnavailableError("target '" + args.target + "' is not built yet (available: llvm)");
+  const DType dtype = args.dtype == "f64" ? DType::F64 : DType::F32;
+  // CUDA and C++ are source text: no toolkit is needed to print them.
+  if (args.target == "cuda" || args.target == "cpp") {
+    const LossSet losses = load_losses(args.loss);
+    const Loss& loss = select_loss(losses, args.loss.loss_name);
+    const Kernel kernel = args.forward_only ? forward_kernel(loss) : gradient_kernel(loss, differentiate(loss));
+    if (args.target == "cuda") {
+      CudaEmitOptions options;
+      options.dtypes = {dtype};
+      std::cout << emit_cuda(kernel, options);
+    } else {
+      CppEmitOptions options;
+      options.dtypes = {dtype};
+      std::cout << emit_cpp(kernel, options);
+    }
+    return exit_code::kOk;
+  }
 #if LOSSFORGE_HAVE_LLVM
   const LossSet losses = load_losses(args.loss);
   const Loss& loss = select_loss(losses, args.loss.loss_name);
   const Kernel kernel = args.forward_only ? forward_kernel(loss) : gradient_kernel(loss, differentiate(loss));
-  std::cout << llvm_codegen::emit_ir(kernel, args.dtype == "f64" ? DType::F64 : DType::F32, args.optimized);
+  std::cout << llvm_codegen::emit_ir(kernel, dtype, args.optimized);
   return exit_code::kOk;
 #else
   throw UnavailableError("target 'llvm' is not built into this lossforge (it was built without LLVM 16)");
@@ -40,7 +56,7 @@ int run_emit(const EmitArgs& args) {
 
 Command add_emit_command(CLI::App& parent) {
   auto args = std::make_shared<EmitArgs>();
-  CLI::App* app = parent.add_subcommand("emit", "Print the code a back end generates for a loss (LLVM IR)");
+  CLI::App* app = parent.add_subcommand("emit", "Print the code a back end generates for a loss (LLVM IR, CUDA or C++ source)");
   add_loss_options(*app, args->loss, "Which loss of the file (needed when it defines several)");
   app->add_option("--target", args->target, "Code generator")
       ->check(CLI::IsMember({"llvm", "cuda", "cpp"}))
@@ -48,12 +64,16 @@ Command add_emit_command(CLI::App& parent) {
   app->add_option("--dtype", args->dtype, "Floating-point type of the kernel")
       ->check(CLI::IsMember({"f32", "f64"}))
       ->capture_default_str();
-  app->add_flag("--optimized", args->optimized, "After the O3 pipeline for this CPU (vectorised), not as generated");
+  app->add_flag("--optimized", args->optimized, "LLVM: after the O3 pipeline for this CPU (vectorised), not as generated");
   app->add_flag("--forward-only", args->forward_only, "The loss alone, without its gradients");
   app->footer(
-      "The kernel computes the loss of rows [begin, end) and the gradients of its pred inputs in one pass:\n"
-      "  void lossforge_kernel(const T* const* inputs, const int64_t* widths, T* loss, T* const* grads,\n"
-      "                        const double* params, int64_t begin, int64_t end, T* scratch)\n");
+      "Every target computes the loss of each row and the gradients of its pred inputs in one pass.\n"
+      "llvm: void lossforge_kernel(const T* const* inputs, const int64_t* widths, T* loss, T* const* grads,\n"
+      "                            const double* params, int64_t begin, int64_t end, T* scratch)\n"
+      "cuda: self-contained CUDA C++ for NVRTC or nvcc: extern \"C\" __global__ kernels\n"
+      "      <loss>_<dtype>_rows (element-wise, box) or _warp/_block (real[C] rows), taking a LossforgeLaunch\n"
+      "      (inputs, per-row loss, gradients, weights, reduction total and scales)\n"
+      "cpp:  the same row code for the host: extern \"C\" double <loss>_<dtype>(const LossforgeLaunch*, begin, end)\n");
   return {app, [args] { return run_emit(*args); }};
 }
 

@@ -30,3 +30,9 @@ write_basic_package_version_file(${PROJECT_BINARY_DIR}/lossforgeConfigVersion.cm
   COMPATIBILITY SameMinorVersion)
 install(FILES ${PROJECT_BINARY_DIR}/lossforgeConfig.cmake ${PROJECT_BINARY_DIR}/lossforgeConfigVersion.cmake
         DESTINATION ${LOSSFORGE_INSTALL_CMAKEDIR})
+
+# lossforge_add_losses() (ahead-of-time compilation at build time), found
+# through the package; it runs the installed `lossforge compile`.
+file(RELATIVE_PATH LOSSFORGE_AOT_BIN_RELATIVE "/prefix/${LOSSFORGE_INSTALL_CMAKEDIR}" "/prefix/${CMAKE_INSTALL_BINDIR}")
+configure_file(${CMAKE_CURRENT_LIST_DIR}/LossforgeAot.cmake.in ${PROJECT_BINARY_DIR}/LossforgeAot.cmake @ONLY)
+install(FILES ${PROJECT_BINARY_DIR}/LossforgeAot.cmake DESTINATION ${LOSSFORGE_INSTALL_CMAKEDIR})

@@ -1,0 +1,29 @@
+#!/usr/bin/env python3
+"""Merges lossforge_bench.json and torch_bench.json into one Markdown table."""
+import json
+import sys
+
+lf = json.load(open(sys.argv[1]))
+th = json.load(open(sys.argv[2])) if len(sys.argv) > 2 else {"workloads": []}
+torch_by = {w["name"]: w for w in th.get("workloads", [])}
+bw = th.get("copy_bandwidth_Bps")
+lines = [f"GPU: {lf.get('device')} (sm_{lf.get('arch')}), torch {th.get('torch', '?')}, "
+         f"copy bandwidth {bw / 1e12:.2f} TB/s" if bw else f"GPU: {lf.get('device')}", "",
+         "| workload | lossforge ms | % of floor | eager ms | torch.compile ms (first call s) | floor ms (lossforge bytes) | x vs compile | NVRTC compile ms | cached load ms |",
+         "|---|---|---|---|---|---|---|---|---|"]
+for w in lf["workloads"]:
+    t = torch_by.get(w["name"], {})
+    floor = w["bytes"] / bw * 1e3 if bw else None
+    comp = t.get("compiled_ms")
+    lines.append("| {} | {:.4f} | {} | {} | {} | {} | {} | {:.1f} | {:.3f} |".format(
+        w["name"], w["kernel_ms"],
+        f"{100 * floor / w['kernel_ms']:.0f}%" if floor else "?",
+        f"{t['eager_ms']:.3f}" if "eager_ms" in t else "?",
+        f"{comp:.3f} ({t.get('compile_first_call_s', 0):.1f})" if comp else t.get("compile_error", "?"),
+        f"{floor:.4f}" if floor else "?",
+        f"{comp / w['kernel_ms']:.1f}x" if comp else "?",
+        w["compile_ms"], w["cached_load_ms"]))
+lines += ["", "| preset | candidates | median warm NVRTC compile + load ms | max ms |", "|---|---|---|---|"]
+for c in lf.get("candidates", []):
+    lines.append(f"| {c['preset']} | {c['count']} | {c['median_compile_ms']:.1f} | {c['max_compile_ms']:.1f} |")
+print("\n".join(lines))

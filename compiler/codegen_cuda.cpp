@@ -1,0 +1,236 @@
+// Kernel -> CUDA C++ for NVRTC/nvcc: the shared row function
+// (compiler/codegen_c.hpp) under the three launch layouts of codegen_cuda.hpp.
+#include "compiler/codegen_cuda.hpp"
+
+#include <string>
+
+#include "compiler/codegen_c.hpp"
+
+namespace lossforge {
+namespace {
+
+// Device helpers the kernels use besides the preamble: 4-value loads and
+// stores (one 16-byte access per box in float, two in double when aligned).
+constexpr const char* kDeviceHelpers = R"lf(
+#ifndef LOSSFORGE_GENERATED_DEVICE_HELPERS
+#define LOSSFORGE_GENERATED_DEVICE_HELPERS
+namespace lossforge::gen {
+__device__ inline bool aligned16(const void* p) { return p == 0 || ((unsigned long long)p & 15) == 0; }
+__device__ inline void load4(float* d, const float* s, bool aligned) {
+  if (aligned) { const float4 v = *(const float4*)s; d[0] = v.x; d[1] = v.y; d[2] = v.z; d[3] = v.w; }
+  else { d[0] = s[0]; d[1] = s[1]; d[2] = s[2]; d[3] = s[3]; }
+}
+__device__ inline void load4(double* d, const double* s, bool aligned) {
+  if (aligned) { const double2 a = ((const double2*)s)[0], b = ((const double2*)s)[1]; d[0] = a.x; d[1] = a.y; d[2] = b.x; d[3] = b.y; }
+  else { d[0] = s[0]; d[1] = s[1]; d[2] = s[2]; d[3] = s[3]; }
+}
+__device__ inline void store4(float* d, const float* s, bool aligned) {
+  if (aligned) __stcs((float4*)d, make_float4(s[0], s[1], s[2], s[3]));
+  else { d[0] = s[0]; d[1] = s[1]; d[2] = s[2]; d[3] = s[3]; }
+}
+__device__ inline void store4(double* d, const double* s, bool aligned) {
+  if (aligned) { __stcs((double2*)d, make_double2(s[0], s[1])); __stcs((double2*)d + 1, make_double2(s[2], s[3])); }
+  else { d[0] = s[0]; d[1] = s[1]; d[2] = s[2]; d[3] = s[3]; }
+}
+// Four consecutive floats from row 4q on: one 16-byte load when `whole`,
+// else element by element up to row n (zeros beyond).
+__device__ inline float4 load_quad(const float* p, long long q, long long n, bool whole) {
+  if (whole) return ((const float4*)p)[q];
+  const long long r = 4 * q;
+  return make_float4(r < n ? p[r] : 0.f, r + 1 < n ? p[r + 1] : 0.f, r + 2 < n ? p[r + 2] : 0.f, r + 3 < n ? p[r + 3] : 0.f);
+}
+__device__ inline void store_quad(float* p, long long q, long long n, bool whole, float4 v) {
+  if (whole) { __stcs((float4*)p + q, v); return; }
+  const long long r = 4 * q;
+  if (r < n) p[r] = v.x;
+  if (r + 1 < n) p[r + 1] = v.y;
+  if (r + 2 < n) p[r + 2] = v.z;
+  if (r + 3 < n) p[r + 3] = v.w;
+}
+__device__ inline float lane(float4 v, int j) { return j == 0 ? v.x : j == 1 ? v.y : j == 2 ? v.z : v.w; }
+__device__ inline void set_lane(float4& v, int j, float x) {
+  v.x = j == 0 ? x : v.x; v.y = j == 1 ? x : v.y; v.z = j == 2 ? x : v.z; v.w = j == 3 ? x : v.w;
+}
+// The block's share of the reduction: one atomicAdd per block.
+__device__ inline void add_total(const LossforgeLaunch& args, double total) {
+  total = block_sum(total);
+  if (threadIdx.x == 0 && args.total) atomicAdd(args.total, total * args.loss_scale);
+}
+}  // namespace lossforge::gen
+#endif
+)lf";
+
+std::string head(const std::string& name, DType dtype) {
+  const char* type = dtype == DType::F32 ? "float" : "double";
+  std::string text = "extern \"C\" __global__ void __launch_bounds__(" + std::to_string(kCudaBlockSize) + ") " + name +
+                     "(const LossforgeLaunch args) {\n";
+  text += "  typedef " + std::string(type) + " T;\n";
+  text += "  const T* weight = (const T*)args.weight;\n";
+  text += "  T* loss = (T*)args.loss;\n";
+  text += "  const T gscale = T(args.grad_scale);\n";
+  text += "  const long long n = args.rows;\n";
+  text += "  double total = 0;\n";
+  return text;
+}
+
+// One row r of a loss without real[C] inputs, every value through registers.
+std::string scalar_row(const Kernel& kernel, const std::string& symbol, const std::string& indent) {
+  const Loss& loss = kernel.loss;
+  std::string t;
+  std::string call = "lossforge::gen::" + symbol + "_row<T, lossforge::gen::Serial>(";
+  for (size_t i = 0; i < loss.inputs.size(); ++i) {
+    const std::string x = "x" + std::to_string(i), src = "((const T*)args.inputs[" + std::to_string(i) + "])";
+    if (loss.inputs[i].type.is_box())
+      t += indent + "T " + x + "[4]; lossforge::gen::load4(" + x + ", " + src + " + 4 * r, aligned);\n";
+    else
+      t += indent + "T " + x + "[1] = {" + src + "[r]};\n";
+    call += x + ", ";
+  }
+  call += "args.widths, args.params, w * gscale";
+  for (size_t g = 0; g < kernel.gradients.size(); ++g) {
+    const bool box = loss.inputs[kernel.gradients[g].input].type.is_box();
+    t += indent + "T y" + std::to_string(g) + "[" + (box ? "4" : "1") + "];\n";
+    call += ", y" + std::to_string(g);
+  }
+  t += indent + "const T w = weight ? weight[r] : T(1);\n";
+  t += indent + "const T l = " + call + ") * w;\n";
+  t += indent + "if (loss) loss[r] = l;\n";
+  t += indent + "total += double(l);\n";
+  for (size_t g = 0; g < kernel.gradients.size(); ++g) {
+    const std::string gs = std::to_string(g), out = "args.grads[" + gs + "]";
+    if (loss.inputs[kernel.gradients[g].input].type.is_box())
+      t += indent + "if (" + out + ") lossforge::gen::store4((T*)" + out + " + 4 * r, y" + gs + ", aligned);\n";
+    else
+      t += indent + "if (" + out + ") ((T*)" + out + ")[r] = y" + gs + "[0];\n";
+  }
+  return t;
+}
+
+// Rows 4q..4q+3 of an all-`real` float loss: 16-byte loads and stores when the
+// quad is whole and every array aligned, element loads otherwise (the tail).
+// The four rows go through one non-unrolled loop, so the row code is compiled
+// once (NVRTC's time grows with every inlined copy), picking lanes by selects.
+std::string quad_rows(const Kernel& kernel, const std::string& symbol) {
+  const Loss& loss = kernel.loss;
+  std::string t;
+  t += "      const bool whole = aligned && 4 * q + 4 <= n;\n";
+  for (size_t i = 0; i < loss.inputs.size(); ++i)
+    t += "      const float4 v" + std::to_string(i) + " = lossforge::gen::load_quad((const float*)args.inputs[" +
+         std::to_string(i) + "], q, n, whole);\n";
+  t += "      const float4 wv = weight ? lossforge::gen::load_quad(weight, q, n, whole) : make_float4(1, 1, 1, 1);\n";
+  t += "      float4 l4 = make_float4(0, 0, 0, 0);\n";
+  for (size_t g = 0; g < kernel.gradients.size(); ++g) t += "      float4 y" + std::to_string(g) + "4 = l4;\n";
+  t += "#pragma unroll 1\n      for (int j = 0; j < 4; ++j) {\n";
+  for (size_t i = 0; i < loss.inputs.size(); ++i)
+    t += "        const T x" + std::to_string(i) + " = lossforge::gen::lane(v" + std::to_string(i) + ", j);\n";
+  t += "        const T w = lossforge::gen::lane(wv, j);\n";
+  for (size_t g = 0; g < kernel.gradients.size(); ++g) t += "        T y" + std::to_string(g) + ";\n";
+  std::string call = "lossforge::gen::" + symbol + "_row<T, lossforge::gen::Serial>(";
+  for (size_t i = 0; i < loss.inputs.size(); ++i) call += "&x" + std::to_string(i) + ", ";
+  call += "args.widths, args.params, w * gscale";
+  for (size_t g = 0; g < kernel.gradients.size(); ++g) call += ", &y" + std::to_string(g);
+  t += "        const T l = " + call + ") * w;\n";
+  t += "        if (4 * q + j < n) total += double(l);\n";
+  t += "        lossforge::gen::set_lane(l4, j, l);\n";
+  for (size_t g = 0; g < kernel.gradients.size(); ++g)
+    t += "        lossforge::gen::set_lane(y" + std::to_string(g) + "4, j, y" + std::to_string(g) + ");\n";
+  t += "      }\n";
+  t += "      if (loss) lossforge::gen::store_quad(loss, q, n, whole, l4);\n";
+  for (size_t g = 0; g < kernel.gradients.size(); ++g) {
+    const std::string gs = std::to_string(g);
+    t += "      if (args.grads[" + gs + "]) lossforge::gen::store_quad((float*)args.grads[" + gs + "], q, n, whole, y" + gs +
+         "4);\n";
+  }
+  return t;
+}
+
+std::string rows_kernel(const Kernel& kernel, const std::string& symbol, DType dtype) {
+  const Loss& loss = kernel.loss;
+  std::string t = head(cuda_kernel_name(symbol, dtype, CudaLayout::Rows), dtype);
+  t += "  const long long stride = (long long)gridDim.x * blockDim.x;\n";
+  t += "  long long first = (long long)blockIdx.x * blockDim.x + threadIdx.x;\n";
+  t += "  bool aligned = lossforge::gen::aligned16(weight) && lossforge::gen::aligned16(loss);\n";
+  for (size_t i = 0; i < loss.inputs.size(); ++i)
+    t += "  aligned = aligned && lossforge::gen::aligned16(args.inputs[" + std::to_string(i) + "]);\n";
+  for (size_t g = 0; g < kernel.gradients.size(); ++g)
+    t += "  aligned = aligned && lossforge::gen::aligned16(args.grads[" + std::to_string(g) + "]);\n";
+  bool all_real = true;
+  for (const LossInput& in : loss.inputs) all_real = all_real && in.type.is_real();
+  if (dtype == DType::F32 && all_real) {
+    t += "  for (long long q = first; q < (n + 3) / 4; q += stride) {\n";
+    t += quad_rows(kernel, symbol);
+    t += "  }\n";
+  } else {
+    t += "  for (long long r = first; r < n; r += stride) {\n";
+    t += scalar_row(kernel, symbol, "    ");
+    t += "  }\n";
+  }
+  t += "  lossforge::gen::add_total(args, total);\n}\n";
+  return t;
+}
+
+std::string lanes_kernel(const Kernel& kernel, const std::string& symbol, DType dtype, CudaLayout layout) {
+  const bool warp = layout == CudaLayout::Warp;
+  const std::string lanes = warp ? "Warp" : "Block";
+  std::string t = head(cuda_kernel_name(symbol, dtype, layout), dtype);
+  if (warp) {
+    t += "  const long long step = ((long long)gridDim.x * blockDim.x) >> 5;\n";
+    t += "  for (long long r = ((long long)blockIdx.x * blockDim.x + threadIdx.x) >> 5; r < n; r += step) {\n";
+  } else {
+    t += "  for (long long r = blockIdx.x; r < n; r += gridDim.x) {\n";
+  }
+  t += "    const T w = weight ? weight[r] : T(1);\n";
+  t += "    const T l = " + c_codegen::row_call(kernel, symbol, lanes, "args", "r", "w * gscale") + " * w;\n";
+  t += "    if (lossforge::gen::" + lanes + "::leader()) {\n";
+  t += "      if (loss) loss[r] = l;\n";
+  t += "      total += double(l);\n";
+  t += "    }\n  }\n";
+  t += "  lossforge::gen::add_total(args, total);\n}\n";
+  return t;
+}
+
+}  // namespace
+
+const char* cuda_layout_name(CudaLayout layout) {
+  switch (layout) {
+    case CudaLayout::Rows: return "rows";
+    case CudaLayout::Warp: return "warp";
+    case CudaLayout::Block: return "block";
+  }
+  return "?";
+}
+
+CudaLayout cuda_layout(const Loss& loss, long long max_width) {
+  if (!c_codegen::has_columns(loss)) return CudaLayout::Rows;
+  return max_width <= kWarpMaxWidth ? CudaLayout::Warp : CudaLayout::Block;
+}
+
+std::string cuda_kernel_name(const std::string& symbol, DType dtype, CudaLayout layout) {
+  return symbol + "_" + dtype_name(dtype) + "_" + cuda_layout_name(layout);
+}
+
+std::string emit_cuda(const Loss& loss, const CudaEmitOptions& options) {
+  return emit_cuda(options.gradients ? gradient_kernel(loss, differentiate(loss)) : forward_kernel(loss), options);
+}
+
+std::string emit_cuda(const Kernel& kernel, const CudaEmitOptions& options) {
+  const std::string symbol = options.symbol.empty() ? c_codegen::default_symbol(kernel.loss.name) : options.symbol;
+  std::string text;
+  if (options.preamble) {
+    text += "// Generated by lossforge (compiler/codegen_cuda.cpp): CUDA kernels for the losses below.\n";
+    text += c_codegen::preamble();
+    text += kDeviceHelpers;
+  }
+  text += "\n" + c_codegen::row_function(kernel, symbol);
+  for (DType dtype : options.dtypes) {
+    if (!c_codegen::has_columns(kernel.loss)) {
+      text += "\n" + rows_kernel(kernel, symbol, dtype);
+    } else {
+      text += "\n" + lanes_kernel(kernel, symbol, dtype, CudaLayout::Warp);
+      text += "\n" + lanes_kernel(kernel, symbol, dtype, CudaLayout::Block);
+    }
+  }
+  return text;
+}
+
+}  // namespace lossforge

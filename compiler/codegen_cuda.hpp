@@ -1,0 +1,71 @@
+// The CUDA code generator: a Kernel (loss body + gradient roots) -> one CUDA
+// C++ translation unit that NVRTC (runtime/cuda/) or nvcc compiles.
+//
+// The source is self-contained: it embeds compiler/semantics.hpp (the exact
+// SPEC §3 semantics every back end shares) and the row code of
+// compiler/codegen_c.hpp, and needs no header. Per dtype it defines
+// `extern "C" __global__` kernels that compute, in one pass over memory, the
+// loss of every row, the gradient of every pred input and the weighted
+// reduction (see LossforgeLaunch in codegen_c.hpp for the arguments):
+//
+//   <symbol>_<f32|f64>_rows   losses without real[C] inputs (element-wise and
+//                             box losses): a grid-stride loop; float losses of
+//                             `real` inputs take 4 rows per thread step with
+//                             16-byte loads and streaming stores (element
+//                             accesses for an unaligned array or the last,
+//                             partial quad), boxes one 16-byte load each.
+//                             The row code is inlined once per kernel: NVRTC's
+//                             compile time grows with every inlined copy.
+//   <symbol>_<f32|f64>_warp   losses over real[C] rows, one warp per row
+//                             (columns strided over the lanes, warp-shuffle
+//                             reductions for max, sum, dot, softmax): C <= kWarpMaxWidth
+//   <symbol>_<f32|f64>_block  the same, one block per row (shared-memory
+//                             reductions): wide rows
+//
+// Float semantics: NVRTC compiles with --fmad=false and IEEE division and
+// square root, so +, -, *, / round as the interpreter's; exp, log, pow, erf,
+// ... are CUDA's (within a few ulp of glibc's).
+//
+// Reduction: each block adds its rows' weighted losses in double and makes one
+// atomicAdd(double) into LossforgeLaunch::total, so the sum is exact to double
+// rounding but its last bits depend on the order blocks finish (not bitwise
+// deterministic run to run); per-row losses and gradients are deterministic.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "compiler/kernel.hpp"
+
+namespace lossforge {
+
+// Rows of at most this many columns get a warp each, wider rows a block.
+inline constexpr long long kWarpMaxWidth = 1024;
+// Threads per block of every kernel.
+inline constexpr int kCudaBlockSize = 256;
+
+enum class CudaLayout { Rows, Warp, Block };
+const char* cuda_layout_name(CudaLayout layout);  // "rows", "warp", "block"
+
+struct CudaEmitOptions {
+  std::vector<DType> dtypes{DType::F32};  // one set of kernels per dtype
+  bool gradients = true;                  // the Loss overload: differentiate the loss
+  // Prefix of every symbol; empty: "lossforge_" + the loss name (sanitised).
+  // Distinct symbols let several losses share one translation unit.
+  std::string symbol;
+  // Emit the preamble (semantics + launch struct). A translation unit that
+  // holds several losses emits it with the first only.
+  bool preamble = true;
+};
+
+// The kernels of `loss`, differentiated when options.gradients.
+std::string emit_cuda(const Loss& loss, const CudaEmitOptions& options = {});
+// The kernels of gradient roots built elsewhere (tests, the cached engine).
+std::string emit_cuda(const Kernel& kernel, const CudaEmitOptions& options = {});
+
+// The layout a loss is launched with for rows of width `max_width` (0 or 1
+// when it has no real[C] input), and the name of that kernel.
+CudaLayout cuda_layout(const Loss& loss, long long max_width);
+std::string cuda_kernel_name(const std::string& symbol, DType dtype, CudaLayout layout);
+
+}  // namespace lossforge

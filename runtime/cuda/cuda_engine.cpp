@@ -1,0 +1,289 @@
+#include "runtime/cuda/cuda_engine.hpp"
+
+#include <algorithm>
+#include <stdexcept>
+#include <type_traits>
+#include <utility>
+
+#include "compiler/canonical.hpp"
+#include "compiler/codegen_c.hpp"
+#include "compiler/error.hpp"
+#include "compiler/simplify.hpp"
+#include "runtime/cuda/driver.hpp"
+#include "runtime/cuda/nvrtc_compiler.hpp"
+#include "runtime/input_check.hpp"
+
+namespace lossforge::cuda {
+namespace {
+
+static_assert(sizeof(LaunchArgs) == 688, "LaunchArgs must match LossforgeLaunch of compiler/codegen_c.cpp");
+
+// Every kernel compiled by the engine has this symbol, whatever the loss is
+// called: the cache key names the formula, not its name.
+constexpr const char* kSymbol = "lossforge_kernel";
+
+// Device memory for one evaluation, freed on every path.
+class DeviceBuffer {
+ public:
+  DeviceBuffer(const Driver& driver, size_t bytes) : driver_(driver) {
+    if (bytes) driver.check(driver.cuMemAlloc(&ptr_, bytes), "cannot allocate " + std::to_string(bytes) + " bytes");
+  }
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer(DeviceBuffer&& other) noexcept : driver_(other.driver_), ptr_(std::exchange(other.ptr_, 0)) {}
+  ~DeviceBuffer() {
+    if (ptr_) driver_.cuMemFree(ptr_);
+  }
+  CUdeviceptr get() const { return ptr_; }
+  void* pointer() const { return reinterpret_cast<void*>(ptr_); }
+
+ private:
+  const Driver& driver_;
+  CUdeviceptr ptr_ = 0;
+};
+
+// Cache payload: "cubin 90\n" or "ptx 90\n", then the image.
+std::string encode(const CudaImage& image) {
+  return std::string(image.cubin ? "cubin " : "ptx ") + std::to_string(image.arch) + "\n" + image.bytes;
+}
+std::optional<CudaImage> decode(const std::string& payload) {
+  const size_t newline = payload.find('\n');
+  if (newline == std::string::npos) return std::nullopt;
+  const std::string head = payload.substr(0, newline);
+  CudaImage image;
+  if (head.rfind("cubin ", 0) == 0) image.cubin = true;
+  else if (head.rfind("ptx ", 0) != 0) return std::nullopt;
+  image.arch = std::atoi(head.c_str() + head.find(' ') + 1);
+  image.bytes = payload.substr(newline + 1);
+  return image;
+}
+
+KernelKey cache_key(const Loss& canonical, const CudaOptions& options, const Driver& driver) {
+  KernelKey key;
+  key.loss_hash = canonical_hash(canonical.body);
+  key.backend = "cuda";
+  key.target = "sm_" + std::to_string(driver.arch);
+  key.dtype = dtype_name(options.dtype);
+  key.compiler_version = nvrtc_version();
+  for (const LossInput& input : canonical.inputs) key.variant += input.type.str() + (input.pred ? " pred;" : ";");
+  key.variant += "params=" + std::to_string(canonical.params.size());
+  key.variant += options.gradients ? ";gradients" : ";forward";
+  return key;
+}
+
+unsigned grid_for(long long units, int multiprocessors) {
+  const long long cap = std::max(1, multiprocessors) * 32LL;
+  return unsigned(std::clamp<long long>(units, 1, cap));
+}
+
+}  // namespace
+
+struct CudaLoss::Impl {
+  Loss loss;
+  CudaOptions options;
+  bool gradients = false;
+  std::string source;
+  CudaImage image;
+  bool from_cache = false;
+  CUmodule module = nullptr;
+  CUfunction rows = nullptr, warp = nullptr, block = nullptr;
+
+  ~Impl() {
+    if (module && cuda_device_available()) cuda_driver().cuModuleUnload(module);
+  }
+
+  void load() {
+    const Driver& driver = cuda_driver();
+    driver.make_current();
+    driver.check(driver.cuModuleLoadData(&module, image.bytes.c_str()), "cannot load the kernel of '" + loss.name + "'");
+    auto get = [&](CudaLayout layout, CUfunction& out) {
+      const std::string name = cuda_kernel_name(kSymbol, options.dtype, layout);
+      driver.check(driver.cuModuleGetFunction(&out, module, name.c_str()), "the module has no " + name);
+    };
+    if (c_codegen::has_columns(loss)) {
+      get(CudaLayout::Warp, warp);
+      get(CudaLayout::Block, block);
+    } else {
+      get(CudaLayout::Rows, rows);
+    }
+  }
+
+  void launch(const LaunchArgs& args, long long max_width, void* stream) const {
+    if (args.rows <= 0) return;
+    const Driver& driver = cuda_driver();
+    driver.make_current();
+    const CudaLayout layout = cuda_layout(loss, max_width);
+    const long long threads = kCudaBlockSize;
+    CUfunction f = nullptr;
+    unsigned blocks = 1;
+    switch (layout) {
+      case CudaLayout::Rows:
+        f = rows;
+        blocks = grid_for((args.rows + threads * 4 - 1) / (threads * 4), driver.multiprocessors);
+        break;
+      case CudaLayout::Warp:
+        f = warp;
+        blocks = grid_for((args.rows + threads / 32 - 1) / (threads / 32), driver.multiprocessors);
+        break;
+      case CudaLayout::Block:
+        f = block;
+        blocks = grid_for(args.rows, driver.multiprocessors);
+        break;
+    }
+    LaunchArgs copy = args;
+    void* params[] = {&copy};
+    driver.check(driver.cuLaunchKernel(f, blocks, 1, 1, unsigned(threads), 1, 1, 0, static_cast<CUstream>(stream), params,
+                                       nullptr),
+                 "cannot launch the kernel of '" + loss.name + "'");
+  }
+
+  static std::unique_ptr<Impl> generate(const Kernel& kernel, const CudaOptions& options) {
+  auto impl = std::make_unique<Impl>();
+  impl->loss = kernel.loss;
+  impl->options = options;
+  impl->gradients = kernel.has_gradients();
+  impl->options.gradients = impl->gradients;
+  CudaEmitOptions emit;
+  emit.dtypes = {options.dtype};
+  emit.symbol = kSymbol;
+  impl->source = emit_cuda(kernel, emit);
+  return impl;
+}
+
+  template <class T>
+  Reduced<T> run(std::span<const Array<T>> inputs, const ReduceOptions& reduce, const EvalOptions& eval) const {
+    if ((options.dtype == DType::F32) != std::is_same_v<T, float>)
+      throw std::invalid_argument("CudaLoss: '" + loss.name + "' was compiled for " + dtype_name(options.dtype));
+    if (eval.gradients && !gradients && !loss.pred_inputs().empty())
+      throw std::invalid_argument("CudaLoss: '" + loss.name + "' was compiled without gradients");
+    const BatchShape shape = check_inputs(loss, inputs);
+    const std::vector<double> params = param_values(loss, eval);
+    if (!reduce.weights.empty() && reduce.weights.size() != shape.rows)
+      throw InputError("weights: " + std::to_string(reduce.weights.size()) + " values for " +
+                       std::to_string(shape.rows) + " rows");
+    const Driver& driver = cuda_driver();
+    driver.make_current();
+    Reduced<T> result;
+    result.rows.loss.resize(shape.rows);
+    const bool want_grads = eval.gradients && gradients;
+    if (want_grads)
+      for (size_t index : loss.pred_inputs()) result.rows.grads.emplace_back(shape.rows, inputs[index].width);
+    if (shape.rows == 0) return result;
+
+    LaunchArgs args;
+    args.rows = (long long)shape.rows;
+    for (size_t p = 0; p < params.size(); ++p) args.params[p] = params[p];
+    std::vector<DeviceBuffer> buffers;
+    auto upload = [&](const void* data, size_t bytes) {
+      buffers.emplace_back(driver, bytes);
+      driver.check(driver.cuMemcpyHtoD(buffers.back().get(), data, bytes), "cannot copy to the device");
+      return buffers.back().pointer();
+    };
+    long long max_width = 1;
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      args.inputs[i] = upload(inputs[i].data.data(), inputs[i].data.size() * sizeof(T));
+      args.widths[i] = (long long)inputs[i].width;
+      if (loss.inputs[i].type.is_vec()) max_width = std::max(max_width, args.widths[i]);
+    }
+    if (!reduce.weights.empty()) {
+      const std::vector<T> weights(reduce.weights.begin(), reduce.weights.end());
+      args.weight = upload(weights.data(), weights.size() * sizeof(T));
+    }
+    DeviceBuffer loss_out(driver, shape.rows * sizeof(T));
+    args.loss = loss_out.pointer();
+    std::vector<DeviceBuffer> grad_out;
+    for (size_t g = 0; g < result.rows.grads.size(); ++g) {
+      grad_out.emplace_back(driver, result.rows.grads[g].data.size() * sizeof(T));
+      args.grads[g] = grad_out.back().pointer();
+    }
+    DeviceBuffer total(driver, sizeof(double));
+    driver.check(driver.cuMemsetD8(total.get(), 0, sizeof(double)), "cannot clear the total");
+    double scale = 1;
+    if (reduce.reduction == Reduction::Mean) scale = 1.0 / double(shape.rows);
+    if (reduce.reduction != Reduction::None && reduce.avg_factor > 0) scale = 1.0 / reduce.avg_factor;
+    if (reduce.reduction != Reduction::None) args.total = reinterpret_cast<double*>(total.get());
+    args.loss_scale = scale;
+    args.grad_scale = scale;
+
+    launch(args, max_width, nullptr);
+    driver.check(driver.cuCtxSynchronize(), "the kernel of '" + loss.name + "' failed");
+    driver.check(driver.cuMemcpyDtoH(result.rows.loss.data(), loss_out.get(), shape.rows * sizeof(T)),
+                 "cannot copy the loss back");
+    for (size_t g = 0; g < result.rows.grads.size(); ++g)
+      driver.check(driver.cuMemcpyDtoH(result.rows.grads[g].data.data(), grad_out[g].get(),
+                                       result.rows.grads[g].data.size() * sizeof(T)),
+                   "cannot copy a gradient back");
+    if (args.total) driver.check(driver.cuMemcpyDtoH(&result.total, total.get(), sizeof(double)), "cannot copy the total back");
+    return result;
+  }
+};
+
+CudaLoss::CudaLoss(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+CudaLoss::CudaLoss(CudaLoss&&) noexcept = default;
+CudaLoss& CudaLoss::operator=(CudaLoss&&) noexcept = default;
+CudaLoss::~CudaLoss() = default;
+
+CudaLoss CudaLoss::compile(const Kernel& kernel, const CudaOptions& options) {
+  const Driver& driver = cuda_driver();  // no device: fail before compiling anything
+  auto impl = Impl::generate(kernel, options);
+  impl->image = nvrtc_compile_for_device(impl->source, kernel.loss.name + ".cu", driver.arch);
+  impl->load();
+  return CudaLoss(std::move(impl));
+}
+
+CudaLoss CudaLoss::compile(const Loss& loss, const CudaOptions& options) {
+  cuda_driver();
+  return compile(options.gradients ? gradient_kernel(loss, differentiate(loss)) : forward_kernel(loss), options);
+}
+
+CudaLoss CudaLoss::compile_cached(const Loss& loss, const CudaOptions& options, KernelCache& cache) {
+  const Driver& driver = cuda_driver();
+  const Loss canonical = simplify(loss);
+  const Kernel kernel =
+      options.gradients ? gradient_kernel(canonical, differentiate(canonical)) : forward_kernel(canonical);
+  const KernelKey key = cache_key(canonical, options, driver);
+  auto impl = Impl::generate(kernel, options);
+  if (std::optional<std::string> payload = cache.lookup(key)) {
+    if (std::optional<CudaImage> image = decode(*payload)) {
+      impl->image = std::move(*image);
+      try {
+        impl->load();
+        impl->from_cache = true;
+        return CudaLoss(std::move(impl));
+      } catch (const Error&) {
+        impl->module = nullptr;  // an image the driver rejects: compile afresh and replace it
+      }
+    }
+  }
+  impl->image = nvrtc_compile_for_device(impl->source, canonical.name + ".cu", driver.arch);
+  impl->load();
+  cache.store(key, encode(impl->image));
+  return CudaLoss(std::move(impl));
+}
+
+template <class T>
+Evaluation<T> CudaLoss::evaluate(std::span<const Array<T>> inputs, const EvalOptions& options) const {
+  return impl_->run<T>(inputs, ReduceOptions{}, options).rows;
+}
+
+template <class T>
+Reduced<T> CudaLoss::reduce(std::span<const Array<T>> inputs, const ReduceOptions& reduce,
+                            const EvalOptions& options) const {
+  return impl_->run<T>(inputs, reduce, options);
+}
+
+void CudaLoss::launch(const LaunchArgs& args, long long max_width, void* stream) const {
+  impl_->launch(args, max_width, stream);
+}
+
+const Loss& CudaLoss::loss() const { return impl_->loss; }
+const CudaOptions& CudaLoss::options() const { return impl_->options; }
+bool CudaLoss::has_gradients() const { return impl_->gradients; }
+const std::string& CudaLoss::source() const { return impl_->source; }
+bool CudaLoss::loaded_from_cache() const { return impl_->from_cache; }
+
+template Evaluation<float> CudaLoss::evaluate(std::span<const Array<float>>, const EvalOptions&) const;
+template Evaluation<double> CudaLoss::evaluate(std::span<const Array<double>>, const EvalOptions&) const;
+template Reduced<float> CudaLoss::reduce(std::span<const Array<float>>, const ReduceOptions&, const EvalOptions&) const;
+template Reduced<double> CudaLoss::reduce(std::span<const Array<double>>, const ReduceOptions&, const EvalOptions&) const;
+
+}  // namespace lossforge::cuda

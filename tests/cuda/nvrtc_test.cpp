@@ -1,0 +1,138 @@
+// NVRTC compiles the generated CUDA (compiler/codegen_cuda.hpp) to PTX and to
+// an sm_90 CUBIN: every example loss, and random candidates of each preset.
+// This needs the toolkit only, no GPU. NVRTC costs tens of milliseconds per
+// kernel, so within the CI budget (2 cores) the default is 250 candidates per
+// preset to PTX, the first 50 of them also to a CUBIN;
+// LOSSFORGE_NVRTC_CANDIDATES=1000 (bench/gpu/run.sh sets it) compiles 1,000
+// per preset to both. Candidates share translation units (distinct symbols, one
+// preamble); the time per kernel is printed.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <iostream>
+
+#include "../aot/generated_support.hpp"
+#include "compiler/codegen_cuda.hpp"
+#include "compiler/error.hpp"
+#include "runtime/cuda/nvrtc_compiler.hpp"
+
+namespace lossforge::generated_testing {
+namespace {
+
+using cuda::CudaImage;
+using cuda::nvrtc_compile;
+
+constexpr size_t kCandidatesPerProgram = 25;
+
+size_t candidates_per_preset() {
+  const char* text = std::getenv("LOSSFORGE_NVRTC_CANDIDATES");
+  return text && std::atoi(text) > 0 ? size_t(std::atoi(text)) : 250;
+}
+// CUBINs for the first this many of each preset (all of them when set by the environment).
+size_t cubins_per_preset() { return std::getenv("LOSSFORGE_NVRTC_CANDIDATES") ? candidates_per_preset() : 50; }
+constexpr int kArch = 90;
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+void expect_image(const CudaImage& image, bool cubin, const std::string& kernel) {
+  EXPECT_EQ(image.cubin, cubin);
+  if (cubin) {
+    ASSERT_GE(image.bytes.size(), 4u);
+    EXPECT_EQ(image.bytes.substr(0, 4), "\x7f" "ELF");
+  } else {
+    EXPECT_NE(image.bytes.find(".target sm_90"), std::string::npos);
+  }
+  EXPECT_NE(image.bytes.find(kernel), std::string::npos) << "no kernel " << kernel;
+}
+
+TEST(Nvrtc, EveryExampleCompilesToPtxAndCubin) {
+  // The first program in a process pays NVRTC's start-up; warm it up so the
+  // per-kernel times below are the warm ones.
+  nvrtc_compile("extern \"C\" __global__ void warm(float* x) { x[0] = 1; }", "warm.cu", kArch, false);
+  double ptx_seconds = 0, cubin_seconds = 0;
+  const std::vector<Loss> examples = example_losses();
+  for (const Loss& loss : examples) {
+    SCOPED_TRACE(loss.name);
+    CudaEmitOptions options;
+    options.dtypes = {DType::F32, DType::F64};
+    const std::string source = emit_cuda(loss, options);
+    const std::string symbol = "lossforge_" + loss.name;
+    const std::string kernel = cuda_kernel_name(symbol, DType::F64, cuda_layout(loss, 81));
+    auto start = std::chrono::steady_clock::now();
+    expect_image(nvrtc_compile(source, loss.name + ".cu", kArch, false), false, kernel);
+    ptx_seconds += seconds_since(start);
+    start = std::chrono::steady_clock::now();
+    expect_image(nvrtc_compile(source, loss.name + ".cu", kArch, true), true, kernel);
+    cubin_seconds += seconds_since(start);
+  }
+  std::cout << "[ nvrtc ] " << examples.size() << " examples (f32 + f64 kernels each): "
+            << 1000 * ptx_seconds / examples.size() << " ms to PTX, " << 1000 * cubin_seconds / examples.size()
+            << " ms to an sm_90 CUBIN per loss\n";
+}
+
+TEST(Nvrtc, RandomCandidatesCompileToPtxAndCubin) {
+  size_t kernels = 0, cubin_kernels = 0;
+  double ptx_seconds = 0, cubin_seconds = 0;
+  const size_t count = candidates_per_preset();
+  for (const Preset& preset : all_presets()) {
+    const std::vector<Loss> candidates = random_candidates(preset, count, 1000 + preset.name.size());
+    ASSERT_EQ(candidates.size(), count);
+    for (size_t first = 0; first < candidates.size(); first += kCandidatesPerProgram) {
+      std::string source;
+      std::vector<std::string> names;
+      for (size_t i = first; i < std::min(candidates.size(), first + kCandidatesPerProgram); ++i) {
+        CudaEmitOptions options;
+        options.symbol = "k" + std::to_string(i);
+        options.preamble = i == first;
+        source += emit_cuda(candidates[i], options);
+        names.push_back(cuda_kernel_name(options.symbol, DType::F32, cuda_layout(candidates[i], 81)));
+      }
+      const std::string name = preset.name + "_" + std::to_string(first) + ".cu";
+      auto start = std::chrono::steady_clock::now();
+      const CudaImage ptx = nvrtc_compile(source, name, kArch, false);
+      ptx_seconds += seconds_since(start);
+      for (const std::string& kernel : names)
+        EXPECT_NE(ptx.bytes.find(".entry " + kernel + "("), std::string::npos) << kernel;
+      kernels += names.size();
+      if (first >= cubins_per_preset()) continue;
+      start = std::chrono::steady_clock::now();
+      const CudaImage cubin = nvrtc_compile(source, name, kArch, true);
+      cubin_seconds += seconds_since(start);
+      for (const std::string& kernel : names) EXPECT_NE(cubin.bytes.find(kernel), std::string::npos) << kernel;
+      cubin_kernels += names.size();
+    }
+  }
+  EXPECT_EQ(kernels, count * all_presets().size());
+  std::cout << "[ nvrtc ] candidates in programs of " << kCandidatesPerProgram << ": " << kernels << " to PTX, "
+            << 1000 * ptx_seconds / kernels << " ms per candidate; " << cubin_kernels << " to an sm_90 CUBIN, "
+            << 1000 * cubin_seconds / std::max<size_t>(cubin_kernels, 1) << " ms per candidate\n";
+}
+
+TEST(Nvrtc, CompileErrorsNameTheGeneratedLine) {
+  const std::string source = "extern \"C\" __global__ void broken(float* x) {\n  x[0] = undefined_name;\n}\n";
+  try {
+    nvrtc_compile(source, "broken.cu", kArch, false);
+    FAIL() << "compiled";
+  } catch (const Error& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("broken.cu(2)"), std::string::npos) << message;
+    EXPECT_NE(message.find("    2 |   x[0] = undefined_name;"), std::string::npos) << message;
+  }
+}
+
+TEST(Nvrtc, ArchitecturesAndVersion) {
+  const std::vector<int> archs = cuda::nvrtc_architectures();
+  EXPECT_NE(std::find(archs.begin(), archs.end(), 90), archs.end());
+  EXPECT_EQ(cuda::nvrtc_version().rfind("NVRTC ", 0), 0u);
+  // A device newer than NVRTC knows gets PTX for the newest known architecture.
+  const CudaImage image =
+      cuda::nvrtc_compile_for_device("extern \"C\" __global__ void k(float* x) { x[0] = 1; }", "k.cu", 990);
+  EXPECT_FALSE(image.cubin);
+  EXPECT_EQ(image.arch, archs.back());
+}
+
+}  // namespace
+}  // namespace lossforge::generated_testing
