@@ -1,0 +1,277 @@
+#include "runtime/torch/loss_op.hpp"
+
+#include <ATen/ATen.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+#include <cmath>
+#include <cstring>
+#include <mutex>
+#include <span>
+
+#include "compiler/error.hpp"
+#include "compiler/frontend.hpp"
+#include "compiler/presets.hpp"
+#include "runtime/interpreter.hpp"
+#include "runtime/llvm_engine.hpp"
+
+namespace lossforge::torch_ops {
+
+struct TorchLoss::State {
+  Loss loss;
+#if LOSSFORGE_HAVE_LLVM
+  std::mutex mutex;
+  std::unique_ptr<CompiledLoss> f32, f64;  // compiled on first use, with gradients
+
+  const CompiledLoss& kernel(DType dtype) {
+    std::lock_guard lock(mutex);
+    std::unique_ptr<CompiledLoss>& slot = dtype == DType::F32 ? f32 : f64;
+    if (!slot) {
+      LlvmOptions options;
+      options.dtype = dtype;
+      options.gradients = true;
+      options.threads = 0;  // large batches use every core; small ones stay on the caller's thread
+      slot = std::make_unique<CompiledLoss>(CompiledLoss::compile_cached(loss, options, default_kernel_cache()));
+    }
+    return *slot;
+  }
+#endif
+};
+
+namespace {
+
+std::string dtype_text(at::ScalarType type) {
+  if (type == at::kFloat) return "float32";
+  if (type == at::kDouble) return "float64";
+  return c10::toString(type);
+}
+
+std::string input_text(const LossInput& in) { return (in.pred ? "pred " : "") + in.name + ": " + in.type.str(); }
+
+std::string expected_shape(const LossInput& in) {
+  if (in.type.is_box()) return "[N, 4]";
+  if (in.type.is_vec()) return "[N, " + std::string(in.type.width().str()) + "]";
+  return "[N]";
+}
+
+// Everything about the tensors the kernel can rely on afterwards.
+void check_tensors(const Loss& loss, const std::string& signature, const std::vector<at::Tensor>& inputs,
+                   const LossOptions& options) {
+  const std::string who = "loss '" + loss.name + "': ";
+  if (inputs.size() != loss.inputs.size())
+    throw InputError(who + "expects " + std::to_string(loss.inputs.size()) + " inputs " + signature + ", got " +
+                     std::to_string(inputs.size()));
+  std::optional<at::ScalarType> dtype;
+  std::string dtype_owner;
+  auto check_common = [&](const at::Tensor& t, const std::string& name) {
+    if (!t.defined()) throw InputError(who + name + " is an undefined tensor");
+    if (t.is_cuda())
+      throw UnavailableError(who + name +
+                             " is a CUDA tensor; the CUDA back end of the LibTorch op is not wired in yet (use CPU "
+                             "tensors)");
+    if (!t.device().is_cpu()) throw InputError(who + name + " is on device " + t.device().str() + "; expected cpu");
+    if (t.scalar_type() != at::kFloat && t.scalar_type() != at::kDouble)
+      throw InputError(who + name + " is " + dtype_text(t.scalar_type()) + "; expected float32 or float64");
+    if (!dtype) {
+      dtype = t.scalar_type();
+      dtype_owner = name;
+    } else if (*dtype != t.scalar_type()) {
+      throw InputError(who + name + " is " + dtype_text(t.scalar_type()) + " but " + dtype_owner + " is " +
+                       dtype_text(*dtype) + "; give every input one dtype");
+    }
+    if (!t.is_contiguous()) throw InputError(who + name + " is not contiguous (call .contiguous() first)");
+  };
+  int64_t rows = -1;
+  std::string rows_owner;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const LossInput& in = loss.inputs[i];
+    const at::Tensor& t = inputs[i];
+    const std::string name = "input '" + in.name + "'";
+    check_common(t, name);
+    const int64_t want_dims = in.type.is_real() ? 1 : 2;
+    const bool shape_ok = t.dim() == want_dims && (!in.type.is_box() || t.size(1) == 4);
+    if (!shape_ok)
+      throw InputError(who + name + " (" + in.type.str() + ") has shape " + c10::str(t.sizes()) + "; expected " +
+                       expected_shape(in));
+    if (rows < 0) {
+      rows = t.size(0);
+      rows_owner = name;
+    } else if (t.size(0) != rows) {
+      throw InputError(who + name + " has " + std::to_string(t.size(0)) + " rows but " + rows_owner + " has " +
+                       std::to_string(rows));
+    }
+  }
+  if (options.weight.defined()) {
+    check_common(options.weight, "weight");
+    if (options.weight.dim() != 1 || options.weight.size(0) != rows)
+      throw InputError(who + "weight has shape " + c10::str(options.weight.sizes()) + "; expected [" +
+                       std::to_string(rows) + "], one per row");
+  }
+  if (options.avg_factor) {
+    if (options.reduction != Reduction::Mean)
+      throw InputError(who + "avg_factor is given but the reduction is not Mean");
+    if (!(*options.avg_factor > 0) || !std::isfinite(*options.avg_factor))
+      throw InputError(who + "avg_factor must be a finite number > 0, got " + std::to_string(*options.avg_factor));
+  }
+  if (!options.params.empty() && options.params.size() != loss.params.size())
+    throw InputError(who + std::to_string(options.params.size()) + " param values for " +
+                     std::to_string(loss.params.size()) + " params");
+}
+
+struct KernelOutput {
+  at::Tensor loss;                 // [N]
+  std::vector<at::Tensor> grads;   // one per loss input; defined for the pred inputs when gradients were asked
+};
+
+template <class T>
+KernelOutput run_cpu(TorchLoss::State& state, const std::vector<at::Tensor>& inputs, bool gradients,
+                     const std::vector<double>& params) {
+  const Loss& loss = state.loss;
+  std::vector<Array<T>> arrays;
+  arrays.reserve(inputs.size());
+  for (const at::Tensor& t : inputs) {
+    const size_t rows = static_cast<size_t>(t.size(0));
+    const size_t width = t.dim() == 2 ? static_cast<size_t>(t.size(1)) : 1;
+    const T* data = t.data_ptr<T>();
+    arrays.emplace_back(rows, width, std::vector<T>(data, data + rows * width));
+  }
+  EvalOptions options;
+  options.gradients = gradients;
+  options.params = params;
+  const std::span<const Array<T>> view(arrays);
+#if LOSSFORGE_HAVE_LLVM
+  Evaluation<T> ev = state.kernel(std::is_same_v<T, float> ? DType::F32 : DType::F64).template evaluate<T>(view, options);
+#else
+  Evaluation<T> ev = interpret<T>(loss, view, options);
+#endif
+  const auto tensor_options = inputs.front().options().requires_grad(false);
+  KernelOutput out;
+  out.loss = at::empty({static_cast<int64_t>(ev.loss.size())}, tensor_options);
+  std::memcpy(out.loss.data_ptr<T>(), ev.loss.data(), ev.loss.size() * sizeof(T));
+  out.grads.resize(inputs.size());
+  if (gradients) {
+    const std::vector<size_t> preds = loss.pred_inputs();
+    for (size_t k = 0; k < preds.size(); ++k) {
+      at::Tensor g = at::empty(inputs[preds[k]].sizes(), tensor_options);
+      std::memcpy(g.data_ptr<T>(), ev.grads[k].data.data(), ev.grads[k].data.size() * sizeof(T));
+      out.grads[preds[k]] = g;
+    }
+  }
+  return out;
+}
+
+// The one place that picks a back end by device: CUDA tensors are refused by
+// check_tensors until the NVRTC kernels (issue 4) are connected here.
+KernelOutput run_loss_kernel(TorchLoss::State& state, const std::vector<at::Tensor>& inputs, bool gradients,
+                             const std::vector<double>& params) {
+  if (inputs.front().scalar_type() == at::kFloat) return run_cpu<float>(state, inputs, gradients, params);
+  return run_cpu<double>(state, inputs, gradients, params);
+}
+
+// What forward hands to backward besides tensors.
+struct Call {
+  TorchLoss::State* state;
+  const LossOptions* options;
+};
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+struct LossFunction : torch::autograd::Function<LossFunction> {
+  // Variables: the inputs, then the weight (optional).
+  static at::Tensor forward(AutogradContext* ctx, at::TensorList inputs, c10::optional<at::Tensor> weight,
+                            Call call) {
+    const Loss& loss = call.state->loss;
+    bool any_grad = false;
+    for (size_t i : loss.pred_inputs()) any_grad = any_grad || inputs[i].requires_grad();
+    const std::vector<at::Tensor> tensors(inputs.begin(), inputs.end());
+    KernelOutput out = run_loss_kernel(*call.state, tensors, any_grad, call.options->params);
+
+    at::Tensor l = out.loss;
+    at::Tensor weighted = weight ? l * *weight : l;
+    const int64_t rows = l.size(0);
+    double factor = 1;
+    at::Tensor result;
+    switch (call.options->reduction) {
+      case Reduction::None:
+        result = weighted;
+        break;
+      case Reduction::Sum:
+        result = weighted.sum();
+        break;
+      case Reduction::Mean:
+        factor = 1.0 / (call.options->avg_factor ? *call.options->avg_factor : double(std::max<int64_t>(rows, 1)));
+        result = weighted.sum() * factor;
+        break;
+    }
+    ctx->saved_data["reduction"] = static_cast<int64_t>(call.options->reduction);
+    ctx->saved_data["factor"] = factor;
+    ctx->saved_data["count"] = static_cast<int64_t>(inputs.size());
+    for (size_t i = 0; i < out.grads.size(); ++i)
+      if (out.grads[i].defined()) ctx->saved_data["g" + std::to_string(i)] = out.grads[i];
+    if (weight) {
+      ctx->saved_data["weight"] = *weight;
+      if (weight->requires_grad()) ctx->saved_data["loss"] = l;
+    }
+    return result;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    const auto reduction = static_cast<Reduction>(ctx->saved_data["reduction"].toInt());
+    const double factor = ctx->saved_data["factor"].toDouble();
+    const int64_t count = ctx->saved_data["count"].toInt();
+    at::Tensor go = grad_outputs[0];
+    // Per row (None) or overall (Sum, Mean): how much one unit of w·l moves the output.
+    at::Tensor scale = reduction == Reduction::None ? go : go * factor;
+    at::Tensor weight;
+    if (ctx->saved_data.count("weight")) weight = ctx->saved_data["weight"].toTensor();
+    at::Tensor row_scale = weight.defined() ? scale * weight : scale;  // [N] or a scalar
+    variable_list grads(count + 2);  // one per forward argument: the inputs, the weight, the call
+    for (int64_t i = 0; i < count; ++i) {
+      auto it = ctx->saved_data.find("g" + std::to_string(i));
+      if (it == ctx->saved_data.end()) continue;
+      at::Tensor g = it->second.toTensor();
+      grads[i] = row_scale.dim() == 1 && g.dim() == 2 ? g * row_scale.unsqueeze(1) : g * row_scale;
+    }
+    if (ctx->saved_data.count("loss")) grads[count] = ctx->saved_data["loss"].toTensor() * scale;
+    return grads;
+  }
+};
+
+}  // namespace
+
+TorchLoss::TorchLoss(Loss loss) : state_(std::make_shared<State>()) { state_->loss = std::move(loss); }
+
+const Loss& TorchLoss::loss() const { return state_->loss; }
+
+std::string TorchLoss::signature() const {
+  std::string out = "(";
+  for (const LossInput& in : state_->loss.inputs) out += (out.size() > 1 ? ", " : "") + input_text(in);
+  return out + ")";
+}
+
+at::Tensor TorchLoss::operator()(const std::vector<at::Tensor>& inputs, const LossOptions& options) const {
+  check_tensors(state_->loss, signature(), inputs, options);
+  c10::optional<at::Tensor> weight;
+  if (options.weight.defined()) weight = options.weight;
+  return LossFunction::apply(at::TensorList(inputs), weight, Call{state_.get(), &options});
+}
+
+TorchLoss load_loss(const std::string& path, const std::string& name) {
+  const Module module = load_module(SourceFile::read(path));
+  if (name.empty()) {
+    if (module.losses.size() == 1) return TorchLoss(module.losses.front());
+    std::string names;
+    for (const Loss& loss : module.losses) names += (names.empty() ? "" : ", ") + loss.name;
+    throw InputError(path + (module.losses.empty() ? ": defines no loss" : ": defines several losses; name one (" + names + ")"));
+  }
+  if (const Loss* loss = module.find(name)) return TorchLoss(*loss);
+  throw InputError(path + ": no loss named '" + name + "'");
+}
+
+TorchLoss load_formula(const std::string& text, const std::string& preset_name) {
+  const Preset* preset = find_preset(preset_name);
+  if (!preset) throw InputError("unknown preset '" + preset_name + "' (presets: " + preset_names() + ")");
+  return TorchLoss(lossforge::load_formula(SourceFile::from_text("<formula>", text), *preset));
+}
+
+}  // namespace lossforge::torch_ops
