@@ -17,7 +17,7 @@ namespace exit_code {
 inline constexpr int kOk = 0;
 inline constexpr int kFailure = 1;    // bad input, compile errors, a back end this build lacks
 inline constexpr int kUsage = 2;      // a command line that cannot be carried out
-inline constexpr int kNonFinite = 3;  // `eval` computed NaN or infinity
+inline constexpr int kNonFinite = 3;  // NaN or infinity: `eval`'s result, a training's loss
 }  // namespace exit_code
 
 // Options that parse but contradict each other or the loss: a formula without
@@ -38,7 +38,12 @@ Command add_eval_command(CLI::App& parent);
 Command add_check_command(CLI::App& parent);
 Command add_fmt_command(CLI::App& parent);
 Command add_emit_command(CLI::App& parent);
+Command add_compile_command(CLI::App& parent);
 Command add_simplify_command(CLI::App& parent);
 Command add_grad_command(CLI::App& parent);
+Command add_repl_command(CLI::App& parent);
+Command add_data_command(CLI::App& parent);
+Command add_train_command(CLI::App& parent);  // runs lossforge-train (cli/train_main.cpp)
+Command add_search_command(CLI::App& parent);  // cli/search_command.cpp
 
 }  // namespace lossforge::cli

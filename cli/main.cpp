@@ -15,7 +15,7 @@ using namespace lossforge::cli;
 
 constexpr const char* kFooter = R"(Run 'lossforge COMMAND --help' for the options of a command.
 Exit status: 0 ok, 1 bad input (file, formula, data) or a back end this build lacks,
-2 bad command line, 3 eval computed NaN or infinity.
+2 bad command line, 3 NaN or infinity (eval's result, a training's loss).
 )";
 
 // The boundary of the error convention (compiler/error.hpp): Error is the
@@ -56,7 +56,10 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "lossforge " LOSSFORGE_VERSION);
   app.require_subcommand(1);
   app.footer(kFooter);
-  const std::vector<Command> commands = {add_eval_command(app), add_check_command(app), add_fmt_command(app), add_simplify_command(app), add_grad_command(app), add_emit_command(app)};
+  const std::vector<Command> commands = {
+      add_eval_command(app),  add_check_command(app),   add_fmt_command(app),  add_simplify_command(app),
+      add_grad_command(app),  add_repl_command(app),    add_emit_command(app), add_compile_command(app),
+      add_data_command(app),  add_train_command(app),   add_search_command(app)};
 
   if (argc <= 1) {
     std::cerr << app.help();

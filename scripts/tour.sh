@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A tour of lossforge: builds it (setup.sh), then checks every example loss,
+# A tour of the language and the compiler: builds lossforge (setup.sh), then checks every example loss,
 # evaluates each with gradients on a few generated rows, runs the published
 # CSE-Autoloss formulas with their presets, and formats a messy file.
 set -euo pipefail
