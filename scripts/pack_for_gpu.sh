@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Gathers what the CUDA test machine lacks (TOOLCHAIN.md: no Java, ANTLR
-# runtime, CLI11, nlohmann_json, toml++, GoogleTest there) into build-gpu-pack/
+# runtime, CLI11, nlohmann_json, toml++, stb, GoogleTest there) into build-gpu-pack/
 # (ignored by git), for the device `run` tool to `carry`:
 #   build-gpu-pack/grammar/   the generated LossDSL parser (LOSSFORGE_GRAMMAR_SOURCES)
 #   build-gpu-pack/antlr/     include/antlr4-runtime + lib/libantlr4-runtime.so* (LOSSFORGE_ANTLR_ROOT)
 #   build-gpu-pack/include/   CLI/ and nlohmann/ headers
+#   build-gpu-pack/stb/       stb_image.h and stb_image_write.h (LOSSFORGE_STB_INCLUDE_DIR)
 #   build-gpu-pack/toml/      toml++ headers, library and CMake package
 #   build-gpu-pack/gtest/     GoogleTest/GoogleMock headers and static libraries (GTEST_ROOT)
 # Usage: scripts/pack_for_gpu.sh [BUILD_DIR]   (a configured build holding grammar/generated)
@@ -30,6 +31,7 @@ cp -P "$lib"/libantlr4-runtime.so* "$pack/antlr/lib/"
 cp -L "$lib/libuuid.so.1" "$pack/antlr/lib/" 2>/dev/null || true
 
 cp -r /usr/include/CLI /usr/include/nlohmann "$pack/include/"
+mkdir -p "$pack/stb" && cp /usr/include/stb/stb_image.h /usr/include/stb/stb_image_write.h "$pack/stb/"
 
 mkdir -p "$pack/toml/include" "$pack/toml/lib/$multiarch/cmake"
 cp -r /usr/include/toml++ "$pack/toml/include/"

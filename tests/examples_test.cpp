@@ -216,6 +216,7 @@ const std::vector<Example>& examples() {
       {"cse_autoloss_a.loss", "cse_autoloss_a_reg", reg_inputs},
       {"cse_autoloss_b.loss", "cse_autoloss_b_cls", binary_cls_inputs},
       {"cse_autoloss_b.loss", "cse_autoloss_b_reg", reg_inputs},
+      {"fcos_focal.loss", "fcos_focal", binary_cls_inputs},
   };
   return all;
 }

@@ -51,7 +51,7 @@ configure() {  # configure BUILD_DIR TORCH(ON|OFF)
     -DLOSSFORGE_WITH_LLVM=OFF -DLOSSFORGE_WITH_CUDA=ON -DLOSSFORGE_WITH_TORCH="$2" \
     -DLOSSFORGE_BUILD_FUZZ=OFF -DLOSSFORGE_BUILD_BENCH=OFF \
     -DLOSSFORGE_GRAMMAR_SOURCES="$pack/grammar" -DLOSSFORGE_ANTLR_ROOT="$pack/antlr" \
-    -DCLI11_INCLUDE_DIR="$pack/include" -DNLOHMANN_INCLUDE_DIR="$pack/include" \
+    -DCLI11_INCLUDE_DIR="$pack/include" -DNLOHMANN_INCLUDE_DIR="$pack/include" -DLOSSFORGE_STB_INCLUDE_DIR="$pack/stb" \
     -Dtomlplusplus_DIR="$pack/toml/lib/$multiarch/cmake/tomlplusplus" -DGTEST_ROOT="$pack/gtest" \
     -DCMAKE_PREFIX_PATH="$torch_prefix" -DCUDAToolkit_ROOT=/usr/local/cuda
 }
