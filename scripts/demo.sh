@@ -19,10 +19,10 @@ data=runs/demo-data
 run=runs/demo-search
 
 if [[ ! -f $data/annotations/instances_val.json ]]; then
-  "$lossforge" data synth --out "$data" --train 240 --val 60 --size 96 --max-object-size 64 --seed 0
+  "$lossforge" data synth --out "$data" --train 480 --val 120 --size 96 --max-object-size 64 --seed 0
 fi
 rm -rf "$run"
-"$lossforge" search --detector fcos --slot reg --data "$data" --seed 1 --budget 9 --workers 2 \
+"$lossforge" search --detector fcos --slot reg --data "$data" --seed 1 --budget 12 --workers 2 \
   --config examples/search_demo.toml --train-command "$lossforge train --image-size 96 --fpn-channels 32" \
   --out "$run"
 
