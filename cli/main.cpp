@@ -2,11 +2,10 @@
 // turns every failure into a one-line reason and an exit status.
 #include <CLI/CLI.hpp>
 #include <iostream>
-#include <new>
 #include <vector>
 
 #include "cli/command.hpp"
-#include "compiler/diagnostics.hpp"
+#include "cli/report_errors.hpp"
 
 namespace {
 
@@ -17,37 +16,6 @@ constexpr const char* kFooter = R"(Run 'lossforge COMMAND --help' for the option
 Exit status: 0 ok, 1 bad input (file, formula, data) or a back end this build lacks,
 2 bad command line, 3 NaN or infinity (eval's result, a training's loss).
 )";
-
-// The boundary of the error convention (compiler/error.hpp): Error is the
-// user's problem, reported in one line; anything else is a lossforge bug.
-int run_reporting_errors(const Command& command) {
-  try {
-    const int status = command.run();
-    std::cout.flush();
-    if (!std::cout) {
-      std::cerr << "lossforge: cannot write to standard output\n";
-      return exit_code::kFailure;
-    }
-    return status;
-  } catch (const CompileError& e) {
-    std::cout.flush();
-    std::cerr << e.what() << '\n';  // file:line:col: error: ... with the source line and caret
-    return exit_code::kFailure;
-  } catch (const UsageError& e) {
-    std::cerr << "lossforge: " << e.what() << '\n';
-    return exit_code::kUsage;
-  } catch (const Error& e) {
-    std::cout.flush();
-    std::cerr << "lossforge: " << e.what() << '\n';
-    return exit_code::kFailure;
-  } catch (const std::bad_alloc&) {
-    std::cerr << "lossforge: out of memory\n";
-    return exit_code::kFailure;
-  } catch (const std::exception& e) {
-    std::cerr << "lossforge: internal error (please report it): " << e.what() << '\n';
-    return exit_code::kFailure;
-  }
-}
 
 }  // namespace
 
@@ -79,6 +47,6 @@ int main(int argc, char** argv) {
     return exit_code::kUsage;
   }
   for (const Command& command : commands)
-    if (command.app->parsed()) return run_reporting_errors(command);
+    if (command.app->parsed()) return run_reporting_errors(command.run);
   return exit_code::kUsage;  // unreachable: require_subcommand(1)
 }

@@ -5,10 +5,9 @@
 // contract.
 #include <CLI/CLI.hpp>
 #include <iostream>
-#include <new>
 
 #include "cli/command.hpp"
-#include "compiler/diagnostics.hpp"
+#include "cli/report_errors.hpp"
 #include "detectors/train/trainer.hpp"
 
 namespace {
@@ -76,19 +75,5 @@ int main(int argc, char** argv) {
     return exit_code::kUsage;
   }
   o.model.depth = backbone == "resnet50" ? 50 : 18;
-  try {
-    return detectors::train_detector(o);
-  } catch (const CompileError& e) {
-    std::cerr << e.what() << '\n';
-    return exit_code::kFailure;
-  } catch (const Error& e) {
-    std::cerr << "lossforge: " << e.what() << '\n';
-    return exit_code::kFailure;
-  } catch (const std::bad_alloc&) {
-    std::cerr << "lossforge: out of memory\n";
-    return exit_code::kFailure;
-  } catch (const std::exception& e) {
-    std::cerr << "lossforge: internal error (please report it): " << e.what() << '\n';
-    return exit_code::kFailure;
-  }
+  return run_reporting_errors([&] { return detectors::train_detector(o); });
 }
