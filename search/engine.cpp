@@ -25,6 +25,7 @@
 #include "runtime/files.hpp"
 #include "search/fingerprint.hpp"
 #include "search/report.hpp"
+#include "search/retrain.hpp"
 
 namespace lossforge {
 namespace {
@@ -42,23 +43,6 @@ std::string hex(uint64_t v) {
 }
 uint64_t unhex(const std::string& s) { return std::stoull(s, nullptr, 16); }
 
-// Appends `text` and makes it durable before returning.
-void append_durable(const std::string& path, const std::string& text) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-  if (fd < 0) throw Error("cannot open " + path + " for appending");
-  size_t done = 0;
-  while (done < text.size()) {
-    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-    if (n <= 0) {
-      ::close(fd);
-      throw Error("cannot write " + path);
-    }
-    done += size_t(n);
-  }
-  ::fsync(fd);
-  ::close(fd);
-}
-
 std::string read_text(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error("cannot read " + path);
@@ -69,6 +53,7 @@ std::string read_text(const std::string& path) {
 
 Json config_json(const SearchConfig& c) {
   Json j;
+  j["detector"] = c.detector;
   j["slot"] = c.slot;
   j["preset"] = search_preset(c).name;
   j["seed"] = c.seed;
@@ -98,6 +83,7 @@ Json config_json(const SearchConfig& c) {
 
 SearchConfig config_from_json(const Json& j) {
   SearchConfig c;
+  c.detector = j.value("detector", "fcos");  // runs from before the key: FCOS
   c.slot = j.at("slot");
   c.preset = j.at("preset");
   c.seed = j.at("seed");
@@ -174,10 +160,21 @@ std::string rate(int count, double seconds) {
 
 }  // namespace
 
+const std::vector<std::string>& search_detectors() {
+  static const std::vector<std::string> names = {"fcos", "atss", "faster_rcnn"};
+  return names;
+}
+
+std::string cls_preset_of(const std::string& detector) {
+  if (detector == "fcos" || detector == "atss") return "binary_cls";
+  if (detector == "faster_rcnn") return "multi_cls";
+  throw InputError("search: unknown detector '" + detector + "' (fcos, atss, faster_rcnn)");
+}
+
 const Preset& search_preset(const SearchConfig& config) {
   std::string name = config.preset;
   if (name.empty()) {
-    if (config.slot == "cls") name = "binary_cls";
+    if (config.slot == "cls") name = cls_preset_of(config.detector);
     else if (config.slot == "reg") name = "reg";
     else throw InputError("search: unknown slot '" + config.slot + "' (cls or reg)");
   }
@@ -405,7 +402,7 @@ void Search::State::run_generation() {
       reused[i] = 1;
       continue;
     }
-    requests.push_back({rec["id"].get<uint64_t>(), config.slot, formula, proxy_seed});
+    requests.push_back({rec["id"].get<uint64_t>(), config.slot, formula, proxy_seed, ""});
     pending.push_back(i);
   }
   const auto proxy_start = Clock::now();
@@ -600,6 +597,7 @@ void Search::State::write_results() const {
   data.generations = summaries;
   data.rejections = rejections;
   data.best = best;
+  data.retrain = read_retrain_table(dir);
   write_file_atomic(path("report.md"), render_report(data, dir));
 }
 
@@ -663,6 +661,8 @@ void Search::run() {
   if (s.log) *s.log << "done: " << s.proxied << " proxy evaluations in " << s.generation << " generations; " << s.dir
                     << "/report.md\n";
 }
+
+void Search::write_report() const { state_->write_results(); }
 
 const SearchConfig& Search::config() const { return state_->config; }
 const std::vector<GenerationSummary>& Search::generations() const { return state_->summaries; }

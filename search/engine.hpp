@@ -9,6 +9,8 @@
 //   simulation  model optimization simulation (search/simulation.hpp)
 //   proxy       the top K survivors by simulation metric, trained by the
 //               ProxyEvaluator on `workers` threads; fitness = proxy AP
+// After the last generation the caller may run the retraining stage
+// (search/retrain.hpp) and rewrite the report with write_report().
 //
 // A run lives in a folder:
 //   config.json       the settings it was started with (resume reads them)
@@ -18,6 +20,8 @@
 //   proxy.jsonl       each proxy result as soon as it is known (fsynced)
 //   checkpoint.json   written atomically after each generation
 //   best/*.loss, report.md   the results, rewritten after each generation
+//                     (report.md includes the retraining table once
+//                     retrain.jsonl exists)
 //
 // Resuming after a crash (even kill -9) restarts the unfinished generation from
 // the last checkpoint: candidates.jsonl is cut back to the checkpoint's length,
@@ -42,9 +46,18 @@
 
 namespace lossforge {
 
+// The detectors the search can train, and the preset of each one's
+// classification slot: one-stage detectors with per-class sigmoid scores
+// (fcos, atss) take binary_cls; the two-stage faster_rcnn (softmax over the
+// classes and the background) takes multi_cls. The reg slot is always reg.
+const std::vector<std::string>& search_detectors();  // fcos, atss, faster_rcnn
+// The cls slot's preset name of `detector`; throws InputError for an unknown detector.
+std::string cls_preset_of(const std::string& detector);
+
 struct SearchConfig {
+  std::string detector = "fcos";  // of the proxy task (search_detectors())
   std::string slot = "cls";   // "cls" or "reg": which loss is searched
-  std::string preset;         // empty: binary_cls for cls, reg for reg
+  std::string preset;         // empty: cls_preset_of(detector) for cls, reg for reg
   uint64_t seed = 1;
   int population = 500;       // new unique candidates per generation
   int parents = 16;           // P: parents drawn from the top P by fitness
@@ -65,7 +78,7 @@ struct SearchConfig {
   uint64_t proxy_seed = 0;    // the seed of every proxy training (0: the run's seed)
 };
 
-// The preset a slot searches over (the config's preset when set).
+// The preset a slot searches over (the config's preset when set, else the slot's preset of the detector).
 const Preset& search_preset(const SearchConfig& config);
 
 struct GenerationSummary {
@@ -90,6 +103,8 @@ class Search {
   // Runs generations until the budget of proxy evaluations or max_generations
   // is spent; writes the results after each generation.
   void run();
+  // Rewrites best/*.loss and report.md (after the retraining stage).
+  void write_report() const;
 
   const SearchConfig& config() const;
   const std::vector<GenerationSummary>& generations() const;

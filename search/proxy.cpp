@@ -18,6 +18,7 @@
 #include <sstream>
 #include <thread>
 
+#include "compiler/error.hpp"
 #include "compiler/frontend.hpp"
 #include "search/simulation.hpp"
 
@@ -38,7 +39,8 @@ class SimulationProxy : public ProxyEvaluator {
     const auto start = std::chrono::steady_clock::now();
     ProxyResult result;
     try {
-      const Loss loss = load_formula(SourceFile::from_text("<candidate>", request.formula), preset_);
+      const std::string formula = request.formula.empty() ? reference_formula(preset_) : request.formula;
+      const Loss loss = load_formula(SourceFile::from_text("<candidate>", formula), preset_);
       SimulationOptions options;
       options.steps = 400;          // longer than the screening stage
       options.seed = request.seed;  // a different draw of the simulated data
@@ -91,7 +93,8 @@ class TrainerProxy : public ProxyEvaluator {
     const auto start = std::chrono::steady_clock::now();
     ProxyResult result;
     namespace fs = std::filesystem;
-    const std::string out = o_.runs_dir + "/cand-" + std::to_string(request.candidate);
+    const std::string out =
+        o_.runs_dir + "/" + (request.run_name.empty() ? "cand-" + std::to_string(request.candidate) : request.run_name);
     std::error_code ec;
     fs::remove_all(out, ec);  // a run killed half way is started again from nothing
     fs::create_directories(out, ec);
@@ -99,14 +102,15 @@ class TrainerProxy : public ProxyEvaluator {
     std::vector<std::string> args = o_.command;
     auto add = [&](std::initializer_list<std::string> words) { args.insert(args.end(), words); };
     add({"--detector", o_.detector, "--data", o_.data});
-    add({cls ? "--cls-loss" : "--reg-loss", request.formula});
+    if (!request.formula.empty()) add({cls ? "--cls-loss" : "--reg-loss", request.formula});
     if (!o_.other_slot_loss.empty()) add({cls ? "--reg-loss" : "--cls-loss", o_.other_slot_loss});
     add({"--epochs", std::to_string(o_.epochs), "--device", o_.device, "--out", out, "--seed",
          std::to_string(request.seed), "--threads", std::to_string(o_.threads), "--quiet"});
+    args.insert(args.end(), o_.extra_args.begin(), o_.extra_args.end());
 
     const std::string log = out + "/train.log";
     int status = 0;
-    std::string failure = run(args, log, status);
+    std::string failure = run_child(args, log, o_.timeout_seconds, status);
     const std::string metrics_path = out + "/metrics.json";
     nlohmann::json metrics;
     if (failure.empty()) {
@@ -115,7 +119,7 @@ class TrainerProxy : public ProxyEvaluator {
         try {
           in >> metrics;
         } catch (const std::exception& e) {
-          failure = "unreadable metrics.json of cand-" + std::to_string(request.candidate) + ": " + one_line(e.what());
+          failure = "unreadable metrics.json of " + fs::path(out).filename().string() + ": " + one_line(e.what());
         }
       }
     }
@@ -150,56 +154,73 @@ class TrainerProxy : public ProxyEvaluator {
   std::string describe() const override {
     std::string text = "trainer:";
     for (const std::string& w : o_.command) text += " " + w;
-    return text + " --detector " + o_.detector + " --data " + o_.data + " --epochs " + std::to_string(o_.epochs);
+    text += " --detector " + o_.detector + " --data " + o_.data + " --epochs " + std::to_string(o_.epochs);
+    for (const std::string& w : o_.extra_args) text += " " + w;
+    return text;
   }
 
  private:
-  // Runs the child with stdout and stderr to `log`; "" when it ran to an exit
-  // status, else why not.
-  std::string run(const std::vector<std::string>& args, const std::string& log, int& status) const {
-    std::vector<char*> argv;
-    for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    const pid_t pid = fork();
-    if (pid < 0) return std::string("cannot fork: ") + std::strerror(errno);
-    if (pid == 0) {
-      // The child: dies with the search (even a kill -9 of it), so no orphaned
-      // training finishes unrecorded; output to the log; no input.
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-      const int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      const int in = ::open("/dev/null", O_RDONLY);
-      if (out < 0 || in < 0) ::_exit(127);
-      ::dup2(out, 1);
-      ::dup2(out, 2);
-      ::dup2(in, 0);
-      ::execvp(argv[0], argv.data());
-      const char message[] = "lossforge search: cannot start the trainer\n";
-      [[maybe_unused]] ssize_t n = ::write(2, message, sizeof message - 1);
-      ::_exit(127);
-    }
-    const auto start = std::chrono::steady_clock::now();
-    int wait_status = 0;
-    while (true) {
-      const pid_t done = waitpid(pid, &wait_status, WNOHANG);
-      if (done == pid) break;
-      if (done < 0) return std::string("waitpid: ") + std::strerror(errno);
-      if (seconds_since(start) > o_.timeout_seconds) {
-        kill(pid, SIGKILL);
-        waitpid(pid, &wait_status, 0);
-        return "timed out after " + std::to_string(int(o_.timeout_seconds)) + " s";
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    if (WIFSIGNALED(wait_status)) return "trainer killed by signal " + std::to_string(WTERMSIG(wait_status));
-    status = WEXITSTATUS(wait_status);
-    if (status == 127) return "cannot start " + args[0] + (tail_of(log).empty() ? "" : ": " + one_line(tail_of(log)));
-    return "";
-  }
-
   TrainerProxyOptions o_;
 };
 
 }  // namespace
+
+void append_durable(const std::string& path, const std::string& text) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  if (fd < 0) throw Error("cannot open " + path + " for appending");
+  size_t done = 0;
+  while (done < text.size()) {
+    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n <= 0) {
+      ::close(fd);
+      throw Error("cannot write " + path);
+    }
+    done += size_t(n);
+  }
+  ::fsync(fd);
+  ::close(fd);
+}
+
+std::string run_child(const std::vector<std::string>& args, const std::string& log, double timeout_seconds, int& status) {
+  if (args.empty()) return "no command given";
+  std::vector<char*> argv;
+  for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  const pid_t pid = fork();
+  if (pid < 0) return std::string("cannot fork: ") + std::strerror(errno);
+  if (pid == 0) {
+    // The child: dies with the search (even a kill -9 of it), so no orphaned
+    // training finishes unrecorded; output to the log; no input.
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    const int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    const int in = ::open("/dev/null", O_RDONLY);
+    if (out < 0 || in < 0) ::_exit(127);
+    ::dup2(out, 1);
+    ::dup2(out, 2);
+    ::dup2(in, 0);
+    ::execvp(argv[0], argv.data());
+    const char message[] = "lossforge search: cannot start the child process\n";
+    [[maybe_unused]] ssize_t n = ::write(2, message, sizeof message - 1);
+    ::_exit(127);
+  }
+  const auto start = std::chrono::steady_clock::now();
+  int wait_status = 0;
+  while (true) {
+    const pid_t done = waitpid(pid, &wait_status, WNOHANG);
+    if (done == pid) break;
+    if (done < 0) return std::string("waitpid: ") + std::strerror(errno);
+    if (seconds_since(start) > timeout_seconds) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &wait_status, 0);
+      return "timed out after " + std::to_string(int(timeout_seconds)) + " s";
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  if (WIFSIGNALED(wait_status)) return args[0] + " killed by signal " + std::to_string(WTERMSIG(wait_status));
+  status = WEXITSTATUS(wait_status);
+  if (status == 127) return "cannot start " + args[0] + (tail_of(log).empty() ? "" : ": " + one_line(tail_of(log)));
+  return "";
+}
 
 std::unique_ptr<ProxyEvaluator> make_simulation_proxy(const Preset& preset) { return std::make_unique<SimulationProxy>(preset); }
 

@@ -23,8 +23,10 @@ namespace lossforge {
 struct ProxyRequest {
   uint64_t candidate = 0;  // the candidate's number in the run
   std::string slot;        // "cls" or "reg"
-  std::string formula;     // DSL text (DEAP form) over the slot's preset
+  std::string formula;     // DSL text (DEAP form) over the slot's preset; empty: the slot's default loss
+                           // (the trainer's own, or the preset's reference loss in the simulation)
   uint64_t seed = 0;       // of the training
+  std::string run_name;    // the trainer's run folder under runs_dir; empty: cand-N
 };
 
 struct ProxyResult {
@@ -49,8 +51,9 @@ std::unique_ptr<ProxyEvaluator> make_simulation_proxy(const Preset& preset);
 
 // The real worker: runs the trainer as a child process,
 //   TRAIN... --detector D --data DIR --cls-loss SPEC --reg-loss SPEC --epochs E
-//            --device cpu --out RUN/proxy/cand-N --seed S --threads T --quiet
-// (the candidate in its slot, the other slot's SPEC only when set), and reads
+//            --device cpu --out RUN/proxy/cand-N --seed S --threads T --quiet EXTRA...
+// (the candidate in its slot, none for the default; the other slot's SPEC
+// only when set), and reads
 // the run's metrics.json. Exit 0 ok, 3 non-finite, anything else failed; a run
 // over `timeout_seconds` is killed and recorded as failed.
 struct TrainerProxyOptions {
@@ -63,8 +66,19 @@ struct TrainerProxyOptions {
   int threads = 1;               // per training
   std::string runs_dir;          // where each training writes its run folder
   double timeout_seconds = 3600;
+  std::vector<std::string> extra_args;  // appended to every training's arguments (e.g. --max-images N)
 };
 std::unique_ptr<ProxyEvaluator> make_trainer_proxy(const TrainerProxyOptions& options);
+
+// Runs `args` (argv[0] looked up on PATH) as a child process with stdout and
+// stderr to `log` and no input; the child dies with this process (no orphan
+// finishes unrecorded). Returns "" when it ran to an exit status (in `status`),
+// else why not (cannot start, killed by a signal, over `timeout_seconds`).
+std::string run_child(const std::vector<std::string>& args, const std::string& log, double timeout_seconds, int& status);
+
+// Appends `text` to `path` (created if missing) and makes it durable (fsync)
+// before returning: results are on disk as soon as they are known.
+void append_durable(const std::string& path, const std::string& text);
 
 // Runs `requests` on `workers` threads; results in request order. `on_result`
 // is called (under a lock, in completion order) as each finishes, so callers

@@ -111,8 +111,39 @@ std::string render_report(const ReportData& d, const std::string& plot_dir) {
   for (size_t i = 0; i < d.best.size(); ++i)
     out << "| " << i + 1 << " | " << fixed(d.best[i].fitness) << " | " << d.best[i].id << " | `" << d.best[i].infix
         << "` | " << d.best[i].file << " |\n";
-  out << "\nNot in this report yet: the best candidates retrained from scratch with several seeds on held-out data "
-         "next to the default losses.\n";
+  out << "\n" << render_retrain_section(d.retrain);
+  return out.str();
+}
+
+std::string render_retrain_section(const RetrainTable& t) {
+  std::ostringstream out;
+  out << "## Retrained on held-out data\n\n";
+  if (!t.ran) {
+    out << "Not run (`lossforge search --resume RUN --retrain-only` runs it; `--retrain-seeds 0` disables it).\n";
+    return out.str();
+  }
+  if (!t.setup.empty()) out << t.setup << "\n\n";
+  auto mean_std = [](double mean, double std, int ok) {
+    if (!std::isfinite(mean)) return std::string("-");
+    return fixed(mean) + (ok >= 2 ? " ± " + fixed(std) : std::string(" (1 seed)"));
+  };
+  auto signed_fixed = [](double v) { return std::isfinite(v) ? (v >= 0 ? "+" : "") + fixed(v) : std::string("-"); };
+  out << "| loss | proxy AP | AP (mean ± std) | AP50 (mean ± std) | seeds ok/failed | Δ AP | Δ AP50 | beyond spread | formula |\n"
+         "|---|---:|---:|---:|---:|---:|---:|:---:|---|\n";
+  for (const RetrainRow& r : t.rows) {
+    const std::string name = r.formula.empty() ? "default"
+                                               : r.name + (r.origin.empty() ? "" : " (" + r.origin + ")");
+    out << "| " << name << " | " << fixed(r.proxy_fitness) << " | " << mean_std(r.ap_mean, r.ap_std, r.ok) << " | "
+        << mean_std(r.ap50_mean, r.ap50_std, r.ok) << " | " << r.ok << "/" << r.failed << " | " << signed_fixed(r.delta_ap)
+        << " | " << signed_fixed(r.delta_ap50) << " | " << r.beyond_spread << " | "
+        << (r.formula.empty() ? std::string("-") : "`" + r.formula + "`") << " |\n";
+  }
+  out << "\n\"default\" is the trainer's own loss for the slot (no loss option; the preset's reference loss with the "
+         "simulation proxy). std is the sample standard deviation over the seeds that trained ok; Δ is the mean minus "
+         "the default's. "
+         "\"beyond spread\" is yes when |Δ AP| exceeds the larger of the two standard deviations (both losses with at "
+         "least 2 ok seeds), i.e. the difference is larger than the seed-to-seed noise; \"-\" when there is no spread "
+         "to compare with.\n";
   return out.str();
 }
 

@@ -76,7 +76,9 @@ TEST(SearchEngine, ARunRecordsEveryCandidateAndItsVerdicts) {
     for (const char* key : {"deap", "infix", "canonical_hash", "stage", "verdict", "origin"}) EXPECT_TRUE(r.contains(key)) << key << " in " << r;
     stages.insert(r.at("stage").get<std::string>());
     if (r.at("stage") == "proxy") ++proxied;
-    if (r.at("verdict") == "rejected") EXPECT_FALSE(r.at("reason").get<std::string>().empty());
+    if (r.at("verdict") == "rejected") {
+      EXPECT_FALSE(r.at("reason").get<std::string>().empty());
+    }
     // The text is DSL that reads back.
     EXPECT_NO_THROW(load_formula(SourceFile::from_text("<t>", r.at("deap").get<std::string>()), preset)) << r;
   }

@@ -104,10 +104,10 @@ TEST_F(SearchCliTest, TrainerResultsOfEveryKindAreRecordedNeverThrown) {
   options.runs_dir = (dir_ / "runs").string();
   ::setenv("FAKE_TRAIN_LOG", (dir_ / "direct.log").c_str(), 1);
   auto proxy = make_trainer_proxy(options);
-  const std::vector<ProxyRequest> requests = {{1, "reg", "Neg(Div(I,U))", 1},
-                                              {2, "reg", "Sqrt(U)", 1},
-                                              {3, "reg", "Exp(I)", 1},
-                                              {4, "reg", "Tanh(I)", 1}};
+  const std::vector<ProxyRequest> requests = {{1, "reg", "Neg(Div(I,U))", 1, ""},
+                                              {2, "reg", "Sqrt(U)", 1, ""},
+                                              {3, "reg", "Exp(I)", 1, ""},
+                                              {4, "reg", "Tanh(I)", 1, ""}};
   std::vector<size_t> seen;
   const std::vector<ProxyResult> r =
       evaluate_parallel(*proxy, requests, 3, [&](size_t i, const ProxyResult&) { seen.push_back(i); });
@@ -134,7 +134,8 @@ TEST_F(SearchCliTest, KilledRunResumesToTheSameRunWithoutTrainingAnythingTwice) 
                            "seed_losses = [\"1 - I / U + (E - U) / E\", \"Neg(Log(Div(I, U)))\"]\n";
   // One worker: the kill lands right after a result is recorded, with no other
   // training in flight (one in flight would be killed with the search and redone).
-  const std::string common = "search --slot reg --seed 9 --budget 6 --workers 1 --config " + config.string() +
+  // No retraining here (tests/search/retrain_test.cpp covers it).
+  const std::string common = "search --slot reg --seed 9 --budget 6 --workers 1 --retrain-seeds 0 --config " + config.string() +
                              " --data " + (dir_ / "data").string() + " --train-command " + trainer_;
   const std::string whole_log = "FAKE_TRAIN_LOG=" + (dir_ / "whole.log").string();
   ASSERT_EQ(lossforge(whole_log, common + " --out " + (dir_ / "whole").string()), 0) << output();
@@ -159,6 +160,8 @@ TEST_F(SearchCliTest, KilledRunResumesToTheSameRunWithoutTrainingAnythingTwice) 
   for (const std::string& f : trained) EXPECT_EQ(++times[f], 1) << f << " trained twice";
   EXPECT_EQ(lines(dir_ / "killed" / "proxy.jsonl").size(), 6u);
   EXPECT_TRUE(fs::exists(dir_ / "killed" / "report.md"));
+  EXPECT_FALSE(fs::exists(dir_ / "killed" / "retrain.jsonl")) << "--retrain-seeds 0 retrains nothing";
+  EXPECT_NE(output().find("retrain: disabled"), std::string::npos) << output();
 }
 
 TEST_F(SearchCliTest, BadCommandLinesAndConfigsSayWhy) {
