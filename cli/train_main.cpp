@@ -8,6 +8,7 @@
 
 #include "cli/command.hpp"
 #include "cli/report_errors.hpp"
+#include "detectors/train/detector.hpp"
 #include "detectors/train/trainer.hpp"
 
 namespace {
@@ -15,10 +16,14 @@ namespace {
 using namespace lossforge;
 using namespace lossforge::cli;
 
-constexpr const char* kFooter = R"(Losses (--cls-loss, --reg-loss): FILE.loss (its only loss), FILE.loss:NAME, or a bare
-formula (infix or DEAP prefix) over the slot's preset: binary_cls (X logit, Q, PY, NY; multiplied by
-alpha_t = 0.25*PY + 0.75*NY outside the formula) and reg (boxes P, G; the formula sees U, I, E).
-Defaults: examples/losses/fcos_focal.loss and giou.loss (compiled in).
+constexpr const char* kFooter = R"(Detectors: fcos and atss (one-stage; the cls slot is binary_cls), faster_rcnn (two-stage; the
+cls slot is multi_cls, one row of C+1 logits per sampled RoI, background last).
+Losses (--cls-loss, --reg-loss): FILE.loss (its only loss), FILE.loss:NAME, or a bare formula (infix
+or DEAP prefix) over the slot's preset: binary_cls (X logit, Q, PY, NY; multiplied by
+alpha_t = 0.25*PY + 0.75*NY outside the formula), multi_cls (X logits, Y one-hot, Z the RoI's IoU)
+and reg (boxes P, G; the formula sees U, I, E).
+Defaults: examples/losses/fcos_focal.loss (one-stage) or rcnn_cross_entropy.loss (two-stage), and
+giou.loss (compiled in).
 Writes RUN/checkpoint.pt (each epoch), RUN/metrics.json ({"status", "message", "AP", ..., "ARl",
 "epochs", "seconds", "images_per_s"}) and RUN/detections.json (COCO results on the val split).
 Exit status: 0 ok, 1 bad input or no such device, 2 bad command line, 3 a loss term became NaN/infinite.
@@ -31,11 +36,12 @@ int main(int argc, char** argv) {
   std::string backbone = "resnet18";
   CLI::App app("Train a detector with lossforge losses and evaluate it with COCO mAP", "lossforge train");
   app.footer(kFooter);
-  app.add_option("--detector", o.detector, "Detector")->check(CLI::IsMember({"fcos"}))->capture_default_str();
+  app.add_option("--detector", o.detector, "Detector")->check(CLI::IsMember(detectors::detector_names()))->capture_default_str();
   app.add_option("--data", o.data, "COCO-format dataset: DIR/annotations/instances_{train,val}.json, DIR/images/")
       ->required()
       ->type_name("DIR");
-  app.add_option("--cls-loss", o.cls_loss, "Classification loss (binary_cls slot)")->type_name("SPEC");
+  app.add_option("--cls-loss", o.cls_loss, "Classification loss (binary_cls slot; multi_cls for faster_rcnn)")
+      ->type_name("SPEC");
   app.add_option("--reg-loss", o.reg_loss, "Regression loss (reg slot)")->type_name("SPEC");
   app.add_option("--epochs", o.epochs, "Training epochs")->capture_default_str();
   app.add_option("--device", o.device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
@@ -52,6 +58,9 @@ int main(int argc, char** argv) {
   app.add_option("--width", o.model.width, "Backbone channel multiplier (1: torchvision's)")->capture_default_str();
   app.add_option("--fpn-channels", o.model.fpn_channels, "FPN and head channels")->capture_default_str();
   app.add_option("--tower-convs", o.model.tower_convs, "3x3 convs per head tower")->capture_default_str();
+  app.add_option("--atss-anchor-scale", o.model.atss_anchor_scale,
+                 "ATSS: anchor side in strides (the paper's 8 for 800-px images)")
+      ->capture_default_str();
   app.add_option("--image-size", o.image_size, "Longer image side after resizing (pixels)")->capture_default_str();
   app.add_option("--batch-size", o.batch_size, "Images per batch")->capture_default_str();
   app.add_option("--lr", o.lr, "Peak learning rate (AdamW, warm-up then cosine)")->capture_default_str();

@@ -205,6 +205,7 @@ void PrintTo(const Example& e, std::ostream* os) { *os << e.file << " " << e.los
 const std::vector<Example>& examples() {
   static const std::vector<Example> all = {
       {"cross_entropy.loss", "cross_entropy", logits_and_one_hot},
+      {"rcnn_cross_entropy.loss", "rcnn_cross_entropy", multi_cls_inputs},
       {"focal.loss", "sigmoid_focal", logit_and_label},
       {"box_l1.loss", "l1", box_deltas},
       {"box_l1.loss", "smooth_l1", box_deltas},

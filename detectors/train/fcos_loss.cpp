@@ -72,8 +72,14 @@ torch_ops::TorchLoss load_slot_loss(const std::string& spec, const std::string& 
   return torch_ops::TorchLoss(load_formula(SourceFile::from_text("<" + preset_name + " formula>", spec), *preset));
 }
 
-FcosCriterion::FcosCriterion(torch_ops::TorchLoss cls, torch_ops::TorchLoss reg, TargetOptions targets)
-    : cls_(std::move(cls)), reg_(std::move(reg)), targets_(std::move(targets)) {}
+FcosCriterion::FcosCriterion(torch_ops::TorchLoss cls, torch_ops::TorchLoss reg, TargetOptions targets,
+                             Assigner assigner)
+    : cls_(std::move(cls)), reg_(std::move(reg)), targets_(std::move(targets)), assigner_(std::move(assigner)) {
+  if (!assigner_)
+    assigner_ = [options = targets_](const Points& points, const at::Tensor& boxes, const at::Tensor& labels) {
+      return assign_points(points, boxes, labels, options);
+    };
+}
 
 LossTerms FcosCriterion::operator()(const FcosOutput& output, const Points& points,
                                     const std::vector<data::ImageTargets>& images) const {
@@ -88,8 +94,8 @@ LossTerms FcosCriterion::operator()(const FcosOutput& output, const Points& poin
       box_labels.push_back(image.labels[i]);
     }
     const int64_t g = static_cast<int64_t>(box_labels.size());
-    const Assignment a = assign_points(points, at::tensor(boxes, at::kFloat).view({g, 4}),
-                                       at::tensor(box_labels, at::kLong), targets_);
+    const Assignment a =
+        assigner_(points, at::tensor(boxes, at::kFloat).view({g, 4}), at::tensor(box_labels, at::kLong));
     labels.push_back(a.labels);
     distances.push_back(a.distances);
   }

@@ -45,7 +45,9 @@ struct LossTerms {
 
 class FcosCriterion {
  public:
-  FcosCriterion(torch_ops::TorchLoss cls, torch_ops::TorchLoss reg, TargetOptions targets = {});
+  // `assigner` picks each point's box; empty: assign_points with `targets`.
+  FcosCriterion(torch_ops::TorchLoss cls, torch_ops::TorchLoss reg, TargetOptions targets = {},
+                Assigner assigner = {});
   // The loss terms of a batch. `points` must be make_points() of the output's levels.
   LossTerms operator()(const FcosOutput& output, const Points& points,
                        const std::vector<data::ImageTargets>& images) const;
@@ -54,6 +56,7 @@ class FcosCriterion {
  private:
   torch_ops::TorchLoss cls_, reg_;
   TargetOptions targets_;
+  Assigner assigner_;
 };
 
 }  // namespace lossforge::detectors

@@ -67,21 +67,20 @@ void init_conv(nn::Conv2d& c, double std) {
 
 }  // namespace
 
-void FcosConfig::validate() const {
+void ModelConfig::validate() const {
   if (depth != 18 && depth != 50) throw InputError("backbone depth " + std::to_string(depth) + ": use 18 or 50");
   if (!(width >= 0.0625 && width <= 4)) throw InputError("backbone width " + std::to_string(width) + ": use 0.0625..4");
   if (fpn_channels < 8 || fpn_channels % 8) throw InputError("FPN channels must be a multiple of 8, >= 8");
   if (tower_convs < 0 || tower_convs > 8) throw InputError("tower convs must be 0..8");
   if (num_classes < 1) throw InputError("the dataset has no categories");
   if (strides.empty() || strides.size() > 5) throw InputError("FCOS uses 1..5 levels (P3..P7)");
+  if (!(atss_anchor_scale > 0 && atss_anchor_scale <= 64)) throw InputError("ATSS anchor scale must be in (0, 64]");
 }
 
-std::string FcosConfig::describe() const {
+std::string ModelConfig::backbone_text() const {
   char width_text[32];
   std::snprintf(width_text, sizeof width_text, "%g", width);
-  return "FCOS ResNet-" + std::to_string(depth) + " x" + width_text + ", FPN " + std::to_string(fpn_channels) + ", " +
-         std::to_string(tower_convs) + " tower convs, " + std::to_string(strides.size()) + " levels, " +
-         std::to_string(num_classes) + " classes";
+  return "ResNet-" + std::to_string(depth) + " x" + width_text + ", FPN " + std::to_string(fpn_channels);
 }
 
 ResNetImpl::ResNetImpl(int depth, double width) {
@@ -101,6 +100,7 @@ ResNetImpl::ResNetImpl(int depth, double width) {
     }
     *layers[stage] = register_module("layer" + std::to_string(stage + 1), layer);
     if (stage >= 1) out_channels_.push_back(in);
+    if (stage == 0) c2_channels_ = in;
   }
   for (auto& m : modules(false)) {
     if (auto* c = m->as<nn::Conv2d>()) nn::init::kaiming_normal_(c->weight, 0, torch::kFanOut, torch::kReLU);
@@ -108,16 +108,57 @@ ResNetImpl::ResNetImpl(int depth, double width) {
 }
 
 std::vector<at::Tensor> ResNetImpl::forward(const at::Tensor& images) {
-  at::Tensor x = torch::relu(bn1(conv1(images)));
-  x = F::max_pool2d(x, F::MaxPool2dFuncOptions(3).stride(2).padding(1));
-  x = layer1->forward(x);
-  at::Tensor c3 = layer2->forward(x);
-  at::Tensor c4 = layer3->forward(c3);
-  at::Tensor c5 = layer4->forward(c4);
-  return {c3, c4, c5};
+  std::vector<at::Tensor> c = stages(images);
+  return {c[1], c[2], c[3]};
 }
 
-FcosImpl::FcosImpl(const FcosConfig& config) : config_(config) {
+std::vector<at::Tensor> ResNetImpl::stages(const at::Tensor& images) {
+  at::Tensor x = torch::relu(bn1(conv1(images)));
+  x = F::max_pool2d(x, F::MaxPool2dFuncOptions(3).stride(2).padding(1));
+  at::Tensor c2 = layer1->forward(x);
+  at::Tensor c3 = layer2->forward(c2);
+  at::Tensor c4 = layer3->forward(c3);
+  at::Tensor c5 = layer4->forward(c4);
+  return {c2, c3, c4, c5};
+}
+
+std::vector<int> ResNetImpl::stage_channels() const {
+  std::vector<int> out = {c2_channels_};
+  out.insert(out.end(), out_channels_.begin(), out_channels_.end());
+  return out;
+}
+
+FpnImpl::FpnImpl(const std::vector<int>& in_channels, int channels, int extra_levels) : extra_levels_(extra_levels) {
+  for (int c : in_channels) {
+    lateral_->push_back(conv(c, channels, 1, 1, true));
+    output_->push_back(conv(channels, channels, 3, 1, true));
+  }
+  register_module("lateral", lateral_);
+  register_module("output", output_);
+  for (auto& m : modules(false)) {
+    if (auto* c = m->as<nn::Conv2d>()) {
+      nn::init::kaiming_uniform_(c->weight, 1);  // torchvision's FPN initialisation
+      nn::init::constant_(c->bias, 0);
+    }
+  }
+}
+
+std::vector<at::Tensor> FpnImpl::forward(const std::vector<at::Tensor>& stages) {
+  const size_t n = stages.size();
+  std::vector<at::Tensor> lat(n);
+  for (size_t i = 0; i < n; ++i) lat[i] = lateral_[i]->as<nn::Conv2d>()->forward(stages[i]);
+  for (size_t i = n - 1; i-- > 0;)
+    lat[i] = lat[i] + F::interpolate(lat[i + 1], F::InterpolateFuncOptions()
+                                                     .size(std::vector<int64_t>{lat[i].size(2), lat[i].size(3)})
+                                                     .mode(torch::kNearest));
+  std::vector<at::Tensor> levels;
+  for (size_t i = 0; i < n; ++i) levels.push_back(output_[i]->as<nn::Conv2d>()->forward(lat[i]));
+  for (int e = 0; e < extra_levels_; ++e)
+    levels.push_back(F::max_pool2d(levels.back(), F::MaxPool2dFuncOptions(1).stride(2)));
+  return levels;
+}
+
+FcosImpl::FcosImpl(const ModelConfig& config) : config_(config) {
   config_.validate();
   const int ch = config.fpn_channels;
   backbone_ = register_module("backbone", ResNet(config.depth, config.width));

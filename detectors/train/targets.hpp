@@ -13,6 +13,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <array>
+#include <functional>
 #include <vector>
 
 namespace lossforge::detectors {
@@ -42,5 +43,9 @@ struct Assignment {
 // boxes [G, 4] float (x1, y1, x2, y2), labels [G] int64; crowd boxes left out by the caller.
 Assignment assign_points(const Points& points, const at::Tensor& boxes, const at::Tensor& labels,
                          const TargetOptions& options);
+
+// Which box each point learns: assign_points (FCOS's rule above) or another
+// rule over the same points, such as ATSS's (atss_targets.hpp).
+using Assigner = std::function<Assignment(const Points& points, const at::Tensor& boxes, const at::Tensor& labels)>;
 
 }  // namespace lossforge::detectors

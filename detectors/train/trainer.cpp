@@ -20,13 +20,10 @@
 #include <sstream>
 
 #include "compiler/error.hpp"
-#include "compiler/frontend.hpp"
 #include "detectors/data/coco_eval.hpp"
 #include "detectors/data/loader.hpp"
-#include "detectors/train/fcos_loss.hpp"
-#include "detectors/train/postprocess.hpp"
+#include "detectors/train/detector.hpp"
 #include "detectors/train/safetensors.hpp"
-#include "detectors_default_losses.hpp"
 #include "runtime/files.hpp"
 
 namespace lossforge::detectors {
@@ -48,14 +45,6 @@ std::string clock_text(double seconds) {
   else
     std::snprintf(text, sizeof text, "%ld:%02ld", s / 60, s % 60);
   return text;
-}
-
-// A slot's loss: the specification, or the bundled default.
-torch_ops::TorchLoss slot_loss(const std::string& spec, const char* preset, const char* default_name,
-                               const char* default_text) {
-  if (!spec.empty()) return load_slot_loss(spec, preset);
-  const Module module = load_module(SourceFile::from_text(default_name, default_text));
-  return torch_ops::TorchLoss(module.losses.front());
 }
 
 // The first `limit` images (by id) of a COCO file, written to `path`; the
@@ -88,14 +77,17 @@ class Progress {
   void start_epoch(int epoch) {
     epoch_ = epoch;
     epoch_start_ = Clock::now();
-    sums_[0] = sums_[1] = sums_[2] = 0;
+    sums_.assign(sums_.size(), 0.0);
     count_ = 0;
   }
 
-  void step(size_t done, double cls, double reg, double ctr, size_t iterations_left_after_epoch) {
-    sums_[0] += cls;
-    sums_[1] += reg;
-    sums_[2] += ctr;
+  // The values of the loss terms of one iteration.
+  void step(size_t done, const std::vector<LossTerm>& terms, const std::vector<double>& values,
+            size_t iterations_left_after_epoch) {
+    if (names_.empty())
+      for (const LossTerm& t : terms) names_.push_back(t.name);
+    sums_.resize(values.size(), 0.0);
+    for (size_t t = 0; t < values.size(); ++t) sums_[t] += values[t];
     ++count_;
     if (quiet_ || !tty_) return;
     const double elapsed = seconds_since(epoch_start_);
@@ -107,20 +99,17 @@ class Progress {
     const int filled = static_cast<int>(kWidth * done / std::max<size_t>(iterations_, 1));
     std::string bar(filled, '#');
     bar.resize(kWidth, '.');
-    std::fprintf(stderr, "\r\033[Kepoch %d/%d [%s] %zu/%zu %.1f it/s  cls %.4f reg %.4f ctr %.4f  ETA %s", epoch_ + 1,
-                 epochs_, bar.c_str(), done, iterations_, rate, sums_[0] / count_, sums_[1] / count_, sums_[2] / count_,
-                 clock_text(eta).c_str());
+    std::fprintf(stderr, "\r\033[Kepoch %d/%d [%s] %zu/%zu %.1f it/s %s  ETA %s", epoch_ + 1, epochs_, bar.c_str(),
+                 done, iterations_, rate, term_means(" ").c_str(), clock_text(eta).c_str());
     std::fflush(stderr);
   }
 
   void end_epoch() {
     if (quiet_) return;
     const double elapsed = seconds_since(epoch_start_);
-    const double n = std::max<size_t>(count_, 1);
     if (tty_) std::fprintf(stderr, "\r\033[K");
-    std::fprintf(stderr, "epoch %d/%d: loss %.4f (cls %.4f, reg %.4f, centerness %.4f), %.2f it/s, %s\n", epoch_ + 1,
-                 epochs_, (sums_[0] + sums_[1] + sums_[2]) / n, sums_[0] / n, sums_[1] / n, sums_[2] / n,
-                 count_ / std::max(elapsed, 1e-9), clock_text(elapsed).c_str());
+    std::fprintf(stderr, "epoch %d/%d: loss %.4f (%s), %.2f it/s, %s\n", epoch_ + 1, epochs_, epoch_mean_total(),
+                 term_means(", ").c_str(), count_ / std::max(elapsed, 1e-9), clock_text(elapsed).c_str());
     std::fflush(stderr);
   }
 
@@ -130,15 +119,31 @@ class Progress {
     std::fprintf(stderr, "%s\n", text.c_str());
   }
 
-  double epoch_mean_total() const { return (sums_[0] + sums_[1] + sums_[2]) / std::max<size_t>(count_, 1); }
+  double epoch_mean_total() const {
+    double total = 0;
+    for (double sum : sums_) total += sum;
+    return total / std::max<size_t>(count_, 1);
+  }
 
  private:
+  // "cls 0.1234, reg 0.5678": each term's mean over the epoch so far.
+  std::string term_means(const char* separator) const {
+    std::string text;
+    char number[32];
+    for (size_t t = 0; t < names_.size() && t < sums_.size(); ++t) {
+      std::snprintf(number, sizeof number, " %.4f", sums_[t] / std::max<size_t>(count_, 1));
+      text += (t ? separator : "") + names_[t] + number;
+    }
+    return text;
+  }
+
   bool quiet_, tty_;
   int epochs_;
   size_t iterations_;
   int epoch_ = 0;
   Clock::time_point epoch_start_, last_draw_;
-  double sums_[3] = {0, 0, 0};
+  std::vector<std::string> names_;
+  std::vector<double> sums_;
   size_t count_ = 0;
 };
 
@@ -146,6 +151,7 @@ class Progress {
 json run_identity(const TrainOptions& o) {
   return {{"detector", o.detector},        {"depth", o.model.depth},         {"width", o.model.width},
           {"fpn_channels", o.model.fpn_channels}, {"tower_convs", o.model.tower_convs},
+          {"atss_anchor_scale", o.model.atss_anchor_scale},
           {"image_size", o.image_size},    {"batch_size", o.batch_size},     {"cls_loss", o.cls_loss},
           {"reg_loss", o.reg_loss},        {"seed", o.seed},                 {"max_images", o.max_images}};
 }
@@ -156,10 +162,10 @@ struct Checkpoint {
   int64_t train_images = 0;
 };
 
-void save_checkpoint(const fs::path& path, Fcos& model, torch::optim::Optimizer& optimizer, const json& identity,
+void save_checkpoint(const fs::path& path, torch::nn::Module& model, torch::optim::Optimizer& optimizer, const json& identity,
                      const Checkpoint& state) {
   torch::serialize::OutputArchive archive, model_archive, optimizer_archive;
-  model->save(model_archive);
+  model.save(model_archive);
   optimizer.save(optimizer_archive);
   archive.write("model", model_archive);
   archive.write("optimizer", optimizer_archive);
@@ -176,7 +182,7 @@ void save_checkpoint(const fs::path& path, Fcos& model, torch::optim::Optimizer&
   write_file_atomic(path.string(), bytes);
 }
 
-std::optional<Checkpoint> load_checkpoint(const fs::path& path, Fcos& model, torch::optim::Optimizer& optimizer,
+std::optional<Checkpoint> load_checkpoint(const fs::path& path, torch::nn::Module& model, torch::optim::Optimizer& optimizer,
                                           const json& identity) {
   std::error_code ec;
   if (!fs::exists(path, ec)) return std::nullopt;
@@ -191,7 +197,7 @@ std::optional<Checkpoint> load_checkpoint(const fs::path& path, Fcos& model, tor
                        "); use another --out, or drop --resume to start over");
     archive.read("model", model_archive);
     archive.read("optimizer", optimizer_archive);
-    model->load(model_archive);
+    model.load(model_archive);
     optimizer.load(optimizer_archive);
     archive.read("epoch", value);
     state.epoch = value.toInt();
@@ -241,7 +247,9 @@ json metrics_json(const std::string& status, const std::string& message) {
 }  // namespace
 
 void TrainOptions::validate() const {
-  if (detector != "fcos") throw InputError("--detector " + detector + ": the trainer has fcos only (so far)");
+  const std::vector<std::string>& known = detector_names();
+  if (std::find(known.begin(), known.end(), detector) == known.end())
+    throw InputError("--detector " + detector + ": unknown detector");
   if (data.empty()) throw InputError("--data is required");
   if (out.empty()) throw InputError("--out is required");
   if (epochs < 0) throw InputError("--epochs must be >= 0");
@@ -252,8 +260,7 @@ void TrainOptions::validate() const {
   if (threads < 0) throw InputError("--threads must be >= 0");
   if (workers < 1) throw InputError("--workers must be >= 1");
   if (stop_after < 0) throw InputError("--stop-after must be >= 0");
-  FcosConfig config = model;
-  config.validate();
+  model.validate();
 }
 
 int train_detector(const TrainOptions& options) {
@@ -293,19 +300,19 @@ int train_detector(const TrainOptions& options) {
                        std::to_string(options.batch_size) + ")");
 
     // Model and losses.
-    FcosConfig config = options.model;
+    ModelConfig config = options.model;
     config.num_classes = train_loader.labels().size();
-    Fcos model(config);
+    const std::unique_ptr<Detector> detector =
+        make_detector(options.detector, config, {.cls = options.cls_loss, .reg = options.reg_loss});
+    torch::nn::Module& model = detector->module();
     if (!options.pretrained.empty()) {
-      const WeightLoadReport report = load_weights(*model->backbone(), options.pretrained);
+      const WeightLoadReport report = load_weights(detector->backbone(), options.pretrained);
       if (!options.quiet)
         std::fprintf(stderr, "loaded %zu backbone tensors from %s (%zu ignored)\n", report.loaded,
                      options.pretrained.string().c_str(), report.ignored.size());
     }
-    model->to(device);
-    const FcosCriterion criterion(slot_loss(options.cls_loss, "binary_cls", kDefaultClsLossName, kDefaultClsLoss),
-                                  slot_loss(options.reg_loss, "reg", kDefaultRegLossName, kDefaultRegLoss));
-    torch::optim::AdamW optimizer(model->parameters(),
+    model.to(device);
+    torch::optim::AdamW optimizer(model.parameters(),
                                   torch::optim::AdamWOptions(options.lr).weight_decay(options.weight_decay));
 
     const json identity = run_identity(options);
@@ -325,15 +332,14 @@ int train_detector(const TrainOptions& options) {
     const int64_t total_iterations = static_cast<int64_t>(iterations) * options.epochs;
     Progress progress(options.quiet, options.epochs, iterations);
     if (!options.quiet && state.epoch == 0)
-      progress.line(config.describe() + ", " + std::to_string(train_loader.images()) + " images of " +
+      progress.line(detector->describe() + ", " + std::to_string(train_loader.images()) + " images of " +
                     std::to_string(options.image_size) + " px, batch " + std::to_string(options.batch_size) + ", " +
                     std::to_string(iterations) + " iterations per epoch");
-    std::optional<Points> points;
-    std::vector<at::Tensor> parameters = model->parameters();
+    std::vector<at::Tensor> parameters = model.parameters();
     const int64_t first_epoch = state.epoch;
     for (int64_t epoch = state.epoch; epoch < options.epochs; ++epoch) {
       const auto epoch_start = Clock::now();
-      model->train();
+      model.train();
       train_loader.start_epoch(static_cast<uint64_t>(epoch));
       progress.start_epoch(static_cast<int>(epoch));
       size_t done = 0;
@@ -341,35 +347,29 @@ int train_detector(const TrainOptions& options) {
         const at::Tensor images = pixels_tensor(*batch, device);
         const int64_t iteration = epoch * static_cast<int64_t>(iterations) + static_cast<int64_t>(done);
         set_lr(optimizer, scheduled_lr(options.lr, iteration, total_iterations));
-        auto compute = [&] {
-          FcosOutput out = model->forward(images);
-          // The loss op runs on CPU tensors until its CUDA kernels are wired in.
-          if (device.is_cuda()) {
-            out.cls = out.cls.to(at::kCPU);
-            out.reg = out.reg.to(at::kCPU);
-            out.centerness = out.centerness.to(at::kCPU);
-          }
-          if (!points) points = make_points(out.level_sizes, config.strides, criterion.target_options());
-          return criterion(out, *points, batch->targets);
-        };
-        LossTerms terms = compute();
-        const double values[3] = {terms.cls.item<double>(), terms.reg.item<double>(), terms.centerness.item<double>()};
-        const char* names[3] = {"cls", "reg", "centerness"};
+        // The RNG state before the forward pass, so that a term's gradient can
+        // be recomputed on exactly the same samples (two-stage detectors sample).
+        const at::Tensor rng_before = at::detail::getDefaultCPUGenerator().get_state();
+        const std::vector<LossTerm> terms = detector->losses(images, batch->targets);
+        std::vector<double> values;
+        for (const LossTerm& term : terms) values.push_back(term.value.item<double>());
         const std::string where = " at epoch " + std::to_string(epoch + 1) + ", iteration " + std::to_string(done + 1);
-        for (int t = 0; t < 3; ++t)
+        for (size_t t = 0; t < terms.size(); ++t)
           if (!std::isfinite(values[t]))
-            throw NonFinite{"the " + std::string(names[t]) + " loss is " + (std::isnan(values[t]) ? "NaN" : "infinite") +
-                            where};
+            throw NonFinite{"the " + terms[t].name + " loss is " + (std::isnan(values[t]) ? "NaN" : "infinite") + where};
         optimizer.zero_grad();
-        terms.total().backward();
+        at::Tensor total = terms.front().value;
+        for (size_t t = 1; t < terms.size(); ++t) total = total + terms[t].value;
+        total.backward();
         if (!finite_gradients(parameters)) {
           // Find the term whose gradient is not finite: back-propagate each alone.
-          for (int t = 0; t < 3; ++t) {
+          for (size_t t = 0; t < terms.size(); ++t) {
             optimizer.zero_grad();
-            LossTerms again = compute();
-            (t == 0 ? again.cls : t == 1 ? again.reg : again.centerness).backward();
+            at::Generator generator = at::detail::getDefaultCPUGenerator();
+            generator.set_state(rng_before);
+            detector->losses(images, batch->targets)[t].value.backward();
             if (!finite_gradients(parameters))
-              throw NonFinite{"the gradient of the " + std::string(names[t]) + " loss is NaN or infinite" + where};
+              throw NonFinite{"the gradient of the " + terms[t].name + " loss is NaN or infinite" + where};
           }
           throw NonFinite{"the gradient of the total loss is NaN or infinite" + where};
         }
@@ -377,8 +377,7 @@ int train_detector(const TrainOptions& options) {
         optimizer.step();
         ++done;
         state.train_images += batch->size;
-        progress.step(done, values[0], values[1], values[2],
-                      iterations * static_cast<size_t>(options.epochs - epoch - 1));
+        progress.step(done, terms, values, iterations * static_cast<size_t>(options.epochs - epoch - 1));
       }
       progress.end_epoch();
       state.epoch = epoch + 1;
@@ -391,16 +390,14 @@ int train_detector(const TrainOptions& options) {
     }
 
     // Evaluation on the val split.
-    model->eval();
+    model.eval();
     data::DataLoader val_loader(val_options);
     std::vector<data::Detection> detections;
     {
       at::NoGradGuard no_grad;
       val_loader.start_epoch(0);
       while (std::optional<data::Batch> batch = val_loader.next()) {
-        FcosOutput out = model->forward(pixels_tensor(*batch, device));
-        if (!points) points = make_points(out.level_sizes, config.strides, criterion.target_options());
-        const std::vector<ImageDetections> found = postprocess(out, *points, batch->targets);
+        const std::vector<ImageDetections> found = detector->detect(pixels_tensor(*batch, device), batch->targets);
         for (size_t i = 0; i < found.size(); ++i) {
           std::vector<data::Detection> d = to_coco(found[i], batch->targets[i], val_loader.labels());
           detections.insert(detections.end(), d.begin(), d.end());

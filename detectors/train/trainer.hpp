@@ -11,9 +11,11 @@
 //   metrics.json     {"status": "ok"|"nonfinite"|"failed", "message", the 12
 //                    COCO stats AP..ARl, "epochs", "seconds", "images_per_s"}
 //   detections.json  the val split's detections as a COCO results file
+// The detector (detector.hpp: fcos, atss, faster_rcnn) brings its model,
+// targets and loss terms; the loop, checkpoints and evaluation are shared.
 // A loss term that becomes NaN or infinite (in value or gradient) stops the
-// run with status "nonfinite", a message naming the term (cls, reg or
-// centerness), and kNonFiniteStatus. Other failures write status "failed" and
+// run with status "nonfinite", a message naming the term (cls, reg,
+// centerness, rpn_cls, ...), and kNonFiniteStatus. Other failures write status "failed" and
 // rethrow.
 #pragma once
 
@@ -28,11 +30,11 @@ namespace lossforge::detectors {
 inline constexpr int kNonFiniteStatus = 3;
 
 struct TrainOptions {
-  std::string detector = "fcos";
+  std::string detector = "fcos";  // one of detector_names() (detector.hpp)
   std::filesystem::path data;  // DIR with annotations/instances_{train,val}.json and images/
   std::filesystem::path out;   // the run directory
-  std::string cls_loss;        // slot specifications (fcos_loss.hpp); empty: focal
-  std::string reg_loss;        //                                           and GIoU
+  std::string cls_loss;        // slot specifications (fcos_loss.hpp); empty: the
+  std::string reg_loss;        // detector's defaults (focal or CE, and GIoU)
   int epochs = 12;
   std::string device = "cpu";  // "cpu" or "cuda"
   uint64_t seed = 0;
@@ -42,7 +44,7 @@ struct TrainOptions {
   int stop_after = 0;          // stop after this many epochs of this invocation, before evaluating
                                // (a time slice, or an interruption in tests); 0: run to the end
 
-  FcosConfig model;            // num_classes is taken from the data
+  ModelConfig model;           // num_classes is taken from the data
   int image_size = 128;        // longer side of the resized images = canvas side
   int batch_size = 8;
   double lr = 0.002;           // AdamW peak learning rate

@@ -231,7 +231,7 @@ TEST(Model, TorchvisionNamesAndSizes) {
 
 TEST(Model, HeadShapesPerLevel) {
   torch::manual_seed(0);
-  FcosConfig config{.depth = 18, .width = 0.125, .fpn_channels = 16, .tower_convs = 1, .num_classes = 3};
+  ModelConfig config{.depth = 18, .width = 0.125, .fpn_channels = 16, .tower_convs = 1, .num_classes = 3};
   Fcos model(config);
   const FcosOutput out = model->forward(torch::randn({2, 3, 64, 64}));
   // Levels of 8×8, 4×4, 2×2, 1×1, 1×1 points.
@@ -326,7 +326,7 @@ TEST(LossSlots, SpecificationsFillTheSlots) {
 
 TEST(Criterion, LossTermsOfAHandMadeBatch) {
   torch::manual_seed(2);
-  FcosConfig config{.depth = 18, .width = 0.125, .fpn_channels = 16, .tower_convs = 1, .num_classes = 2};
+  ModelConfig config{.depth = 18, .width = 0.125, .fpn_channels = 16, .tower_convs = 1, .num_classes = 2};
   Fcos model(config);
   const FcosOutput out = model->forward(torch::randn({2, 3, 64, 64}));
   const FcosCriterion criterion(load_slot_loss(kExamples + "fcos_focal.loss", "binary_cls"),

@@ -119,6 +119,46 @@ TEST_F(TrainCli, TrainsWritesMetricsAndDetections) {
   EXPECT_TRUE(fs::exists(root_ / "smoke" / "checkpoint.pt"));
 }
 
+// ATSS and Faster R-CNN go through the same loop: their loss terms show in
+// the progress lines, the loss falls, and the run ends evaluated.
+TEST_F(TrainCli, EveryDetectorTrainsThroughTheSameLoop) {
+  const std::string cse_a = std::string(LOSSFORGE_SOURCE_DIR) + "/examples/losses/cse_autoloss_a.loss";
+  struct Case {
+    std::string run;
+    std::vector<std::string> options;
+    std::string term;  // a loss term of this detector, as the progress names it
+  };
+  for (const Case& c : {Case{"atss", {"--detector", "atss"}, "centerness"},
+                        Case{"rcnn", {"--detector", "faster_rcnn"}, "rpn_cls"},
+                        Case{"rcnn_cse_a",
+                             {"--detector", "faster_rcnn", "--cls-loss", cse_a + ":cse_autoloss_a_cls", "--reg-loss",
+                              cse_a + ":cse_autoloss_a_reg"},
+                             "rpn_reg"}}) {
+    SCOPED_TRACE(c.run);
+    std::vector<std::string> options = c.options;
+    options.insert(options.end(), {"--epochs", "3", "--seed", "1"});
+    const CliResult r = train(c.run, options);
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_NE(r.err.find(c.term + " "), std::string::npos) << r.err;
+    const std::vector<double> losses = epoch_losses(r.err);
+    ASSERT_EQ(losses.size(), 3u) << r.err;
+    EXPECT_LT(losses.back(), losses.front()) << r.err;
+    const json m = metrics(c.run);
+    EXPECT_EQ(m["status"], "ok");
+    EXPECT_TRUE(m["AP"].is_number());
+  }
+  // A multi_cls loss that computes NaN stops Faster R-CNN with the term named.
+  const CliResult nan = train("rcnn_nan", {"--detector", "faster_rcnn", "--epochs", "1", "--cls-loss",
+                                           "Neg(Dot(Y, Log(Neg(Softmax(X)))))"});
+  EXPECT_EQ(nan.status, 3) << nan.err;
+  EXPECT_NE(nan.err.find("the cls loss is"), std::string::npos) << nan.err;
+  // A one-stage cls loss does not fit the two-stage slot.
+  const CliResult misfit = train("rcnn_misfit", {"--detector", "faster_rcnn", "--epochs", "1", "--cls-loss",
+                                                 std::string(LOSSFORGE_SOURCE_DIR) + "/examples/losses/fcos_focal.loss"});
+  EXPECT_EQ(misfit.status, 1) << misfit.err;
+  EXPECT_NE(misfit.err.find("multi_cls"), std::string::npos) << misfit.err;
+}
+
 TEST_F(TrainCli, AnInterruptedRunResumesToTheSameResult) {
   const CliResult whole = train("whole", {"--epochs", "2", "--quiet"});
   ASSERT_EQ(whole.status, 0) << whole.err;
