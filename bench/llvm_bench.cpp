@@ -22,6 +22,7 @@
 #include <random>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "compiler/frontend.hpp"
@@ -69,11 +70,15 @@ void register_workload(const Workload& w) {
     }
     set_rate(state, w.units, w.unit, w.per_unit);
   })->Unit(benchmark::kMillisecond)->MinTime(0.5);
-  for (int threads : {1, 2}) {
+  // llvm/1t, llvm/2t: the Full tier; llvm_quick/1t: the Quick tier's code.
+  for (const auto& [prefix, threads, level] : {std::tuple{"llvm/", 1, llvm_codegen::OptLevel::Full},
+                                               std::tuple{"llvm/", 2, llvm_codegen::OptLevel::Full},
+                                               std::tuple{"llvm_quick/", 1, llvm_codegen::OptLevel::Quick}}) {
     LlvmOptions options;
     options.threads = threads;
+    options.opt_level = level;
     auto compiled = std::make_shared<CompiledLoss>(CompiledLoss::compile(w.loss, options));
-    benchmark::RegisterBenchmark(("llvm/" + std::to_string(threads) + "t/" + w.name).c_str(),
+    benchmark::RegisterBenchmark((prefix + std::to_string(threads) + "t/" + w.name).c_str(),
                                  [w, eval, compiled](benchmark::State& state) {
                                    for (auto _ : state) {
                                      auto result = compiled->evaluate<float>(w.inputs, eval);
@@ -108,10 +113,16 @@ void register_handwritten(const std::vector<Array<float>>& focal, const std::vec
   })->Unit(benchmark::kMillisecond);
 }
 
+LlvmOptions at_level(llvm_codegen::OptLevel level) {
+  LlvmOptions options;
+  options.opt_level = level;
+  return options;
+}
+
 // Text -> callable, loss + gradient, float32.
-CompiledLoss compile_text(const std::string& text) {
+CompiledLoss compile_text(const std::string& text, llvm_codegen::OptLevel level = llvm_codegen::OptLevel::Full) {
   Module module = load_module(SourceFile::from_text("<bench>", text));
-  return CompiledLoss::compile(module.losses.front());
+  return CompiledLoss::compile(module.losses.front(), at_level(level));
 }
 
 std::string file_text(const std::string& path) {
@@ -123,16 +134,22 @@ void register_compile_latency(double first_ms) {
   benchmark::RegisterBenchmark("compile/first/focal", [first_ms](benchmark::State& state) {
     for (auto _ : state) state.SetIterationTime(first_ms / 1e3);
   })->UseManualTime()->Iterations(1)->Unit(benchmark::kMillisecond);
-  for (const auto& [name, file] : std::vector<std::pair<std::string, std::string>>{
-           {"focal", "focal.loss"}, {"giou", "giou.loss"}, {"cse_autoloss_a", "cse_autoloss_a.loss"}}) {
-    const std::string text = file_text(example_path(file));
-    benchmark::RegisterBenchmark(("compile/warm/" + name).c_str(), [text](benchmark::State& state) {
-      for (auto _ : state) {
-        CompiledLoss compiled = compile_text(text);
-        benchmark::DoNotOptimize(compiled.object_code().data());
-      }
-    })->Unit(benchmark::kMillisecond)->Repetitions(5)->ReportAggregatesOnly(true);
-  }
+  using llvm_codegen::OptLevel;
+  for (const auto& [tier, level] : {std::pair{"warm", OptLevel::Full}, std::pair{"warm_quick", OptLevel::Quick}})
+    for (const auto& [name, file] : std::vector<std::pair<std::string, std::string>>{
+             {"focal", "focal.loss"}, {"giou", "giou.loss"}, {"cse_autoloss_a", "cse_autoloss_a.loss"}}) {
+      const std::string text = file_text(example_path(file));
+      benchmark::RegisterBenchmark(("compile/" + std::string(tier) + "/" + name).c_str(),
+                                   [text, level](benchmark::State& state) {
+                                     for (auto _ : state) {
+                                       CompiledLoss compiled = compile_text(text, level);
+                                       benchmark::DoNotOptimize(compiled.object_code().data());
+                                     }
+                                   })
+          ->Unit(benchmark::kMillisecond)
+          ->Repetitions(5)
+          ->ReportAggregatesOnly(true);
+    }
   // Loading object code that was compiled before (what a kernel cache hit
   // costs besides reading the bytes): a fresh LLJIT linking the object.
   benchmark::RegisterBenchmark("compile/load_object/giou", [](benchmark::State& state) {
@@ -145,7 +162,8 @@ void register_compile_latency(double first_ms) {
     }
   })->Unit(benchmark::kMillisecond)->Repetitions(5)->ReportAggregatesOnly(true);
   // Random search candidates (binary_cls, depth <= 5): what the search compiles.
-  benchmark::RegisterBenchmark("compile/warm/random_binary_cls", [](benchmark::State& state) {
+  for (const auto& [tier, level] : {std::pair{"warm", OptLevel::Full}, std::pair{"warm_quick", OptLevel::Quick}})
+  benchmark::RegisterBenchmark(("compile/" + std::string(tier) + "/random_binary_cls").c_str(), [level](benchmark::State& state) {
     Rng rng(1);
     GenerateOptions generate;
     const Preset& preset = *find_preset("binary_cls");
@@ -156,7 +174,7 @@ void register_compile_latency(double first_ms) {
       loss.inputs = preset.inputs;
       loss.body = random_expr(preset, rng, generate, GrowMethod::Grow);
       state.ResumeTiming();
-      CompiledLoss compiled = CompiledLoss::compile(loss);
+      CompiledLoss compiled = CompiledLoss::compile(loss, at_level(level));
       benchmark::DoNotOptimize(compiled.object_code().data());
     }
   })->Unit(benchmark::kMillisecond)->Repetitions(5)->ReportAggregatesOnly(true);

@@ -151,7 +151,7 @@ const HostTarget& host_target() {
 
 // Position-independent, small code model: the object can be loaded at any
 // address by the JIT's linker (it makes stubs for the libm calls).
-std::unique_ptr<llvm::TargetMachine> host_machine() {
+std::unique_ptr<llvm::TargetMachine> host_machine(OptLevel level) {
   const HostTarget& host = host_target();
   std::string error;
   const llvm::Target* target = llvm::TargetRegistry::lookupTarget(host.triple, error);
@@ -159,7 +159,7 @@ std::unique_ptr<llvm::TargetMachine> host_machine() {
   llvm::TargetOptions options;  // IEEE semantics: no unsafe math, no FMA contraction
   std::unique_ptr<llvm::TargetMachine> machine(target->createTargetMachine(
       host.triple, host.cpu, host.features, options, llvm::Reloc::PIC_, llvm::CodeModel::Small,
-      llvm::CodeGenOpt::Aggressive));
+      level == OptLevel::Full ? llvm::CodeGenOpt::Aggressive : llvm::CodeGenOpt::None));
   if (!machine) throw UnavailableError("LLVM cannot make a target machine for " + host.triple + " " + host.cpu);
   return machine;
 }
@@ -1018,12 +1018,12 @@ struct Generated {
   std::unique_ptr<llvm::TargetMachine> machine;
 };
 
-Generated generate(const Kernel& kernel, DType dtype) {
+Generated generate(const Kernel& kernel, DType dtype, OptLevel level = OptLevel::Full) {
   initialize_llvm();
   Generated g;
   g.context = std::make_unique<llvm::LLVMContext>();
   g.module = std::make_unique<llvm::Module>("lossforge." + kernel.loss.name, *g.context);
-  g.machine = host_machine();
+  g.machine = host_machine(level);
   g.module->setTargetTriple(g.machine->getTargetTriple().str());
   g.module->setDataLayout(g.machine->createDataLayout());
   KernelBuilder(*g.module, kernel, dtype).build();
@@ -1034,9 +1034,9 @@ Generated generate(const Kernel& kernel, DType dtype) {
   return g;
 }
 
-// The O3 pipeline with the host's TargetMachine (cost model and vector width)
-// and libmvec as the vector math library.
-void optimize(Generated& g) {
+// The O3 (Full) or O1 (Quick) pipeline with the host's TargetMachine (cost
+// model and vector width) and libmvec as the vector math library.
+void optimize(Generated& g, OptLevel level) {
   llvm::LoopAnalysisManager lam;
   llvm::FunctionAnalysisManager fam;
   llvm::CGSCCAnalysisManager cgam;
@@ -1054,7 +1054,8 @@ void optimize(Generated& g) {
   builder.registerFunctionAnalyses(fam);
   builder.registerLoopAnalyses(lam);
   builder.crossRegisterProxies(lam, fam, cgam, mam);
-  llvm::ModulePassManager passes = builder.buildPerModuleDefaultPipeline(llvm::OptimizationLevel::O3);
+  llvm::ModulePassManager passes = builder.buildPerModuleDefaultPipeline(
+      level == OptLevel::Full ? llvm::OptimizationLevel::O3 : llvm::OptimizationLevel::O1);
   passes.run(*g.module, mam);
 }
 
@@ -1072,7 +1073,7 @@ std::string emit_file(Generated& g, llvm::CodeGenFileType type) {
 
 std::string emit_ir(const Kernel& kernel, DType dtype, bool optimized) {
   Generated g = generate(kernel, dtype);
-  if (optimized) optimize(g);
+  if (optimized) optimize(g, OptLevel::Full);
   std::string text;
   llvm::raw_string_ostream os(text);
   g.module->print(os, nullptr);
@@ -1081,13 +1082,13 @@ std::string emit_ir(const Kernel& kernel, DType dtype, bool optimized) {
 
 std::string emit_assembly(const Kernel& kernel, DType dtype) {
   Generated g = generate(kernel, dtype);
-  optimize(g);
+  optimize(g, OptLevel::Full);
   return emit_file(g, llvm::CGFT_AssemblyFile);
 }
 
-std::string emit_object(const Kernel& kernel, DType dtype) {
-  Generated g = generate(kernel, dtype);
-  optimize(g);
+std::string emit_object(const Kernel& kernel, DType dtype, OptLevel level) {
+  Generated g = generate(kernel, dtype, level);
+  optimize(g, level);
   return emit_file(g, llvm::CGFT_ObjectFile);
 }
 

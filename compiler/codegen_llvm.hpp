@@ -45,9 +45,17 @@ using ScratchFunction = int64_t (*)(const int64_t* widths);
 std::string emit_ir(const Kernel& kernel, DType dtype, bool optimized);
 // The optimised kernel as host assembly (for tests that look for vector code).
 std::string emit_assembly(const Kernel& kernel, DType dtype);
+// How hard LLVM works on a kernel. Full: the O3 pipeline and the aggressive
+// code generator, for kernels that run on millions of rows. Quick: the O1
+// pipeline (still vectorised) and the fast instruction selector, about half
+// the compile time for code up to 2x slower on row-wise losses and about as
+// fast on element-wise and box losses (bench/README.md), for kernels that run
+// a few times: REPL lines, one-off `eval`s, screening search candidates.
+enum class OptLevel { Full, Quick };
+
 // The optimised kernel as a relocatable object file for the host CPU, ready
 // for runtime/llvm_engine.hpp to load (and for the kernel cache to keep).
-std::string emit_object(const Kernel& kernel, DType dtype);
+std::string emit_object(const Kernel& kernel, DType dtype, OptLevel level = OptLevel::Full);
 
 // What the object code depends on besides the kernel, for cache keys:
 // "x86_64-pc-linux-gnu icelake-server +avx2,+avx512f,..." and "LLVM 16.0.6 libmvec".

@@ -103,7 +103,7 @@ constexpr bool kHaveLlvmEngine = true;
 
 class LlvmEngine final : public RowEngine {
  public:
-  explicit LlvmEngine(Loss loss) : loss_(std::move(loss)) {}
+  LlvmEngine(Loss loss, llvm_codegen::OptLevel level) : loss_(std::move(loss)), level_(level) {}
   RowResults<float> evaluate(const RowBatch<float>& batch) const override { return run(batch); }
   RowResults<double> evaluate(const RowBatch<double>& batch) const override { return run(batch); }
 
@@ -117,6 +117,7 @@ class LlvmEngine final : public RowEngine {
     LlvmOptions options;
     options.dtype = dtype;
     options.gradients = true;  // one kernel serves runs with and without gradients
+    options.opt_level = level_;
     slot.emplace(CompiledLoss::compile_cached(loss_, options, default_kernel_cache()));
     return *slot;
   }
@@ -132,6 +133,7 @@ class LlvmEngine final : public RowEngine {
   }
 
   Loss loss_;
+  llvm_codegen::OptLevel level_;
   mutable std::mutex mutex_;
   mutable std::optional<CompiledLoss> compiled_[2];  // f32, f64
 };
@@ -140,13 +142,14 @@ constexpr bool kHaveLlvmEngine = false;
 #endif
 // ===============================================================================
 
-std::unique_ptr<const RowEngine> make_engine(api::Backend backend, const Loss& loss) {
+std::unique_ptr<const RowEngine> make_engine(api::Backend backend, const Loss& loss, bool quick_compile) {
   switch (backend) {
     case api::Backend::Interpreter:
       return std::make_unique<InterpreterEngine>(loss);
     case api::Backend::Llvm:
 #if LOSSFORGE_HAVE_LLVM
-      return std::make_unique<LlvmEngine>(loss);
+      return std::make_unique<LlvmEngine>(loss, quick_compile ? llvm_codegen::OptLevel::Quick
+                                                              : llvm_codegen::OptLevel::Full);
 #endif
     case api::Backend::Auto:
       break;
@@ -224,8 +227,8 @@ std::string join_names(const std::vector<std::string>& names) {
   return out;
 }
 
-Result<Kernel> build_kernel(Loss loss, Backend wanted) {
-  Backend backend = wanted;
+Result<Kernel> build_kernel(Loss loss, const CompileOptions& options) {
+  Backend backend = options.backend;
   if (backend == Backend::Auto) backend = embed_impl::kHaveLlvmEngine ? Backend::Llvm : Backend::Interpreter;
   if (!backend_available(backend)) {
     return fail(ErrorKind::Unavailable, "the LLVM back end is not built into this lossforge library "
@@ -235,7 +238,7 @@ Result<Kernel> build_kernel(Loss loss, Backend wanted) {
   for (const LossInput& input : loss.inputs) impl->inputs.push_back(describe(input));
   for (const LossParam& param : loss.params) impl->params.push_back({param.name, param.value});
   impl->backend = backend;
-  impl->engine = embed_impl::make_engine(backend, loss);
+  impl->engine = embed_impl::make_engine(backend, loss, options.quick_compile);
   impl->loss = std::move(loss);
   return KernelAccess::make(std::move(impl));
 }
@@ -247,8 +250,7 @@ Result<Kernel> compile_source(const SourcePtr& source, const CompileOptions& opt
       return fail(ErrorKind::InvalidArgument,
                   "unknown preset '" + options.preset + "' (one of: " + preset_names() + ")");
     }
-    return build_kernel(load_formula(source, *preset, options.loss.empty() ? "formula" : options.loss),
-                        options.backend);
+    return build_kernel(load_formula(source, *preset, options.loss.empty() ? "formula" : options.loss), options);
   }
   Module module = load_module(source);
   std::vector<std::string> names;
@@ -260,7 +262,7 @@ Result<Kernel> compile_source(const SourcePtr& source, const CompileOptions& opt
                                                   " losses (" + join_names(names) +
                                                   "): name one in CompileOptions::loss");
     }
-    return build_kernel(module.losses.front(), options.backend);
+    return build_kernel(module.losses.front(), options);
   }
   const Loss* loss = module.find(options.loss);
   if (!loss) {
@@ -268,7 +270,7 @@ Result<Kernel> compile_source(const SourcePtr& source, const CompileOptions& opt
                                          (names.empty() ? std::string(" (it defines none)")
                                                         : " (it defines: " + join_names(names) + ")"));
   }
-  return build_kernel(*loss, options.backend);
+  return build_kernel(*loss, options);
 }
 
 // Checks the inputs against the signature and returns the row count.

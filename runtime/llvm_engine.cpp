@@ -149,7 +149,7 @@ CompiledLoss CompiledLoss::compile(const Kernel& kernel, const LlvmOptions& opti
   impl->options = options;
   impl->gradients = kernel.has_gradients();
   impl->options.gradients = impl->gradients;
-  impl->object = llvm_codegen::emit_object(kernel, options.dtype);
+  impl->object = llvm_codegen::emit_object(kernel, options.dtype, options.opt_level);
   impl->link();
   return CompiledLoss(std::move(impl));
 }
@@ -178,6 +178,7 @@ static KernelKey cache_key(const Loss& canonical, const LlvmOptions& options) {
   for (const LossInput& input : canonical.inputs) key.variant += input.type.str() + (input.pred ? " pred;" : ";");
   key.variant += "params=" + std::to_string(canonical.params.size());
   key.variant += options.gradients ? ";gradients" : ";forward";
+  key.variant += options.opt_level == llvm_codegen::OptLevel::Full ? ";full" : ";quick";
   return key;
 }
 

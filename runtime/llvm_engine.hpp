@@ -24,6 +24,7 @@
 #include <string>
 #include <string_view>
 
+#include "compiler/codegen_llvm.hpp"
 #include "compiler/kernel.hpp"
 #include "runtime/interpreter.hpp"
 #include "runtime/kernel_cache.hpp"
@@ -38,6 +39,9 @@ struct LlvmOptions {
   int threads = 1;
   // Rows below which a batch is not split (threads cost a few microseconds).
   size_t min_rows_per_thread = 16384;
+  // Full for kernels that run on many rows; Quick compiles in about half the
+  // time for slower row-wise code (llvm_codegen::OptLevel).
+  llvm_codegen::OptLevel opt_level = llvm_codegen::OptLevel::Full;
 };
 
 class CompiledLoss {

@@ -294,6 +294,21 @@ TEST(EmbedTest, BackendChoice) {
     auto c = again->run({{kLogits}, {kTargets}});
     ASSERT_TRUE(c);
     EXPECT_EQ(c->loss, a->loss);
+    // The quick-compile tier is a separate cache entry computing the same values.
+    lf::CompileOptions quick = llvm;
+    quick.quick_compile = true;
+    auto fast = lf::compile_file(kExamples + "focal.loss", quick);
+    ASSERT_TRUE(fast) << fast.error().message;
+    auto d = fast->run({{kLogits}, {kTargets}});
+    ASSERT_TRUE(d);
+    size_t entries_after = 0;
+    for (const auto& entry : std::filesystem::directory_iterator(kCacheDir))
+      entries_after += entry.path().extension() == ".lfk";
+    EXPECT_EQ(entries_after, entries + 1);
+    for (size_t r = 0; r < kLogits.size(); ++r) {
+      EXPECT_NEAR(d->loss[r], b->loss[r], 1e-12);
+      EXPECT_NEAR(d->gradients[0][r], b->gradients[0][r], 1e-12);
+    }
   } else {
     ASSERT_FALSE(jit);
     EXPECT_EQ(jit.error().kind, lf::ErrorKind::Unavailable);

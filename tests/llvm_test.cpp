@@ -126,11 +126,13 @@ template <class T>
 }
 
 template <class T>
-LlvmOptions options_for(bool gradients, int threads = 1) {
+LlvmOptions options_for(bool gradients, int threads = 1,
+                        llvm_codegen::OptLevel level = llvm_codegen::OptLevel::Full) {
   LlvmOptions options;
   options.dtype = std::is_same_v<T, float> ? DType::F32 : DType::F64;
   options.gradients = gradients;
   options.threads = threads;
+  options.opt_level = level;
   return options;
 }
 
@@ -269,11 +271,11 @@ TEST(LlvmKernel, MalformedGradientShapesAreRejected) {
 // ---- the examples ----------------------------------------------------------------
 
 template <class T>
-void check_examples(bool gradients) {
+void check_examples(bool gradients, llvm_codegen::OptLevel level = llvm_codegen::OptLevel::Full) {
   Rng rng(3);
   for (const Loss& loss : all_examples()) {
     SCOPED_TRACE(loss.name);
-    CompiledLoss compiled = CompiledLoss::compile(loss, options_for<T>(gradients));
+    CompiledLoss compiled = CompiledLoss::compile(loss, options_for<T>(gradients, 1, level));
     for (size_t rows : {size_t(0), size_t(1), size_t(7), size_t(16), size_t(33), size_t(1003)})
       EXPECT_TRUE(matches_interpreter<T>(compiled, random_batch(loss, rows, rng), loss.name + " N=" + std::to_string(rows)));
   }
@@ -283,6 +285,9 @@ TEST(LlvmExamples, ForwardFloat) { check_examples<float>(false); }
 TEST(LlvmExamples, ForwardDouble) { check_examples<double>(false); }
 TEST(LlvmExamples, LossAndGradientFloat) { check_examples<float>(true); }
 TEST(LlvmExamples, LossAndGradientDouble) { check_examples<double>(true); }
+// The Quick tier (O1, fast instruction selection) computes the same.
+TEST(LlvmExamples, QuickTierLossAndGradientFloat) { check_examples<float>(true, llvm_codegen::OptLevel::Quick); }
+TEST(LlvmExamples, QuickTierLossAndGradientDouble) { check_examples<double>(true, llvm_codegen::OptLevel::Quick); }
 
 // ---- random candidates of every preset --------------------------------------------
 
@@ -329,7 +334,7 @@ Evaluation<T> interpret_roots(const Kernel& kernel, const Batch<T>& batch) {
 // gradients differ -- they do on candidates with flat operators over NaN
 // slopes, see the report -- that is autodiff's business, tested in its own suite.
 template <class T>
-void check_random_candidates(bool gradients) {
+void check_random_candidates(bool gradients, llvm_codegen::OptLevel level = llvm_codegen::OptLevel::Full) {
   for (const Preset& preset : all_presets()) {
     SCOPED_TRACE(preset.name);
     Rng rng(std::hash<std::string>{}(preset.name));
@@ -345,7 +350,7 @@ void check_random_candidates(bool gradients) {
       loss.body = exprs[i];
       loss.preset = preset.name;
       const Kernel kernel = gradients ? gradient_kernel(loss, differentiate(loss)) : forward_kernel(loss);
-      const CompiledLoss compiled = CompiledLoss::compile(kernel, options_for<T>(gradients));
+      const CompiledLoss compiled = CompiledLoss::compile(kernel, options_for<T>(gradients, 1, level));
       const Batch<T> batch = as<T>(random_batch(loss, 37, rng));
       EvalOptions eval;
       eval.gradients = gradients;
@@ -359,6 +364,9 @@ TEST(LlvmRandomCandidates, ForwardFloat) { check_random_candidates<float>(false)
 TEST(LlvmRandomCandidates, ForwardDouble) { check_random_candidates<double>(false); }
 TEST(LlvmRandomCandidates, LossAndGradientFloat) { check_random_candidates<float>(true); }
 TEST(LlvmRandomCandidates, LossAndGradientDouble) { check_random_candidates<double>(true); }
+TEST(LlvmRandomCandidates, QuickTierLossAndGradientFloat) {
+  check_random_candidates<float>(true, llvm_codegen::OptLevel::Quick);
+}
 
 // Row reductions add in sem::row_sum_of's lane order in both engines: sums,
 // dots and means of rows of every width from 1 to 37 (full 8-lane blocks and
