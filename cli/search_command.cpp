@@ -102,7 +102,7 @@ void read_config(const std::string& file, SearchConfig& c, ProxySettings& p, Ret
       {"stages", {"convergence", "simulation", "convergence_points", "convergence_tolerance", "simulation_steps",
                   "simulation_learning_rate", "simulation_min_ratio"}},
       {"proxy", {"mode", "command", "epochs", "threads", "other_slot_loss", "timeout_seconds", "seed"}},
-      {"retrain", {"top", "seeds", "first_seed", "data", "epochs", "max_images", "heldout_train", "heldout_val",
+      {"retrain", {"top", "include_seeds", "seeds", "first_seed", "data", "epochs", "max_images", "heldout_train", "heldout_val",
                    "heldout_seed", "heldout_size", "heldout_min_objects", "heldout_max_objects", "heldout_min_object_size",
                    "heldout_max_object_size", "heldout_clutter", "heldout_noise"}},
   };
@@ -181,6 +181,7 @@ void read_config(const std::string& file, SearchConfig& c, ProxySettings& p, Ret
       into = uint64_t(v);
     };
     integer("top", r.top);
+    take(*s, "include_seeds", r.include_seeds, file);
     integer("seeds", r.seeds);
     unsigned_integer("first_seed", r.first_seed);
     take(*s, "data", r.data, file);

@@ -127,6 +127,7 @@ void save_retrain_config(const std::string& run_dir, const RetrainConfig& c, con
                          const std::string& trainer) {
   Json j;
   j["top"] = c.top;
+  j["include_seeds"] = c.include_seeds;
   j["seeds"] = c.seeds;
   j["first_seed"] = c.first_seed;
   j["data"] = c.data;
@@ -145,6 +146,7 @@ RetrainConfig load_retrain_config(const std::string& run_dir, const RetrainConfi
     const Json j = Json::parse(read_text(file));
     RetrainConfig c;
     c.top = j.at("top");
+    c.include_seeds = j.value("include_seeds", false);  // runs before the key existed
     c.seeds = j.at("seeds");
     c.first_seed = j.at("first_seed");
     c.data = j.at("data");
@@ -157,7 +159,7 @@ RetrainConfig load_retrain_config(const std::string& run_dir, const RetrainConfi
   }
 }
 
-std::vector<RetrainLoss> retrain_losses(const std::string& run_dir, int top) {
+std::vector<RetrainLoss> retrain_losses(const std::string& run_dir, int top, bool include_seeds) {
   std::vector<RetrainLoss> losses{{"default", 0, "", "", NAN}};
   std::map<uint64_t, std::string> origins;
   for (const Json& c : read_jsonl(run_dir + "/candidates.jsonl"))
@@ -168,6 +170,7 @@ std::vector<RetrainLoss> retrain_losses(const std::string& run_dir, int top) {
     const Json& r = p.at("result");
     if (r.at("status") != "ok" || !formulas.insert(p.at("formula").get<std::string>()).second) continue;
     const uint64_t id = p.at("candidate");
+    if (!include_seeds && origins.count(id) && origins[id] == "seed") continue;
     trained.push_back({"cand-" + std::to_string(id), id, origins.count(id) ? origins[id] : "", p.at("formula"),
                        r.at("fitness").get<double>()});
   }
@@ -211,7 +214,7 @@ int run_retrain(const std::string& run_dir, const std::string& slot, const Retra
                 const std::string& data_used, ProxyEvaluator& evaluator, int workers, std::ostream* log) {
   if (config.seeds <= 0) return 0;
   save_retrain_config(run_dir, config, data_used, evaluator.describe());
-  const std::vector<RetrainLoss> losses = retrain_losses(run_dir, config.top);
+  const std::vector<RetrainLoss> losses = retrain_losses(run_dir, config.top, config.include_seeds);
   std::set<std::pair<std::string, uint64_t>> done;
   for (const RetrainRecord& r : read_retrain_records(run_dir)) done.insert({r.formula, r.seed});
   std::vector<ProxyRequest> requests;

@@ -177,6 +177,12 @@ TEST(RetrainStage, TrainsEveryLossAndSeedOnceAndResumesWithoutRetraining) {
   EXPECT_EQ(losses[1].name, "cand-5");
   EXPECT_EQ(losses[1].origin, "crossover");
   EXPECT_EQ(losses[2].name, "cand-8");
+  // Candidate 3 (AP 0.30) is a seeded known loss: retrained only on request.
+  EXPECT_EQ(retrain_losses(run.string(), 3).size(), 3u);
+  const std::vector<RetrainLoss> with_seeds = retrain_losses(run.string(), 3, /*include_seeds=*/true);
+  ASSERT_EQ(with_seeds.size(), 4u);
+  EXPECT_EQ(with_seeds[3].name, "cand-3");
+  EXPECT_EQ(with_seeds[3].origin, "seed");
 
   FakeEvaluator first;
   EXPECT_EQ(run_retrain(run.string(), "reg", config, "", first, 2, nullptr), 9);
@@ -354,7 +360,7 @@ TEST_F(SearchRetrainCli, KilledRetrainingResumesWithoutTrainingTwiceOnGeneratedH
   const fs::path config = dir_ / "search.toml", run = dir_ / "run";
   std::ofstream(config) << "[search]\npopulation = 60\nproxy_per_generation = 2\n"
                            "seed_losses = [\"1 - I / U + (E - U) / E\", \"Neg(Log(Div(I, U)))\"]\n"
-                           "[retrain]\ntop = 2\nseeds = 2\nheldout_train = 3\nheldout_val = 2\nheldout_size = 48\n"
+                           "[retrain]\ntop = 2\ninclude_seeds = true\nseeds = 2\nheldout_train = 3\nheldout_val = 2\nheldout_size = 48\n"
                            "heldout_max_object_size = 30\n";
   const std::string log = "FAKE_TRAIN_LOG=" + (dir_ / "train.log").string();
   const std::string trainer = " --data " + (dir_ / "data").string() + " --train-command " + trainer_;
