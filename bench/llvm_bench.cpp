@@ -23,6 +23,7 @@
 #include <stdexcept>
 #include <string>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "compiler/frontend.hpp"
@@ -113,6 +114,10 @@ void register_handwritten(const std::vector<Array<float>>& focal, const std::vec
   })->Unit(benchmark::kMillisecond);
 }
 
+// compile/warm/* and compile/warm_quick/*: the two tiers of llvm_codegen::OptLevel.
+constexpr std::pair<const char*, llvm_codegen::OptLevel> kCompileTiers[] = {{"warm", llvm_codegen::OptLevel::Full},
+                                                                             {"warm_quick", llvm_codegen::OptLevel::Quick}};
+
 LlvmOptions at_level(llvm_codegen::OptLevel level) {
   LlvmOptions options;
   options.opt_level = level;
@@ -134,8 +139,7 @@ void register_compile_latency(double first_ms) {
   benchmark::RegisterBenchmark("compile/first/focal", [first_ms](benchmark::State& state) {
     for (auto _ : state) state.SetIterationTime(first_ms / 1e3);
   })->UseManualTime()->Iterations(1)->Unit(benchmark::kMillisecond);
-  using llvm_codegen::OptLevel;
-  for (const auto& [tier, level] : {std::pair{"warm", OptLevel::Full}, std::pair{"warm_quick", OptLevel::Quick}})
+  for (const auto& [tier, level] : kCompileTiers)
     for (const auto& [name, file] : std::vector<std::pair<std::string, std::string>>{
              {"focal", "focal.loss"}, {"giou", "giou.loss"}, {"cse_autoloss_a", "cse_autoloss_a.loss"}}) {
       const std::string text = file_text(example_path(file));
@@ -162,22 +166,27 @@ void register_compile_latency(double first_ms) {
     }
   })->Unit(benchmark::kMillisecond)->Repetitions(5)->ReportAggregatesOnly(true);
   // Random search candidates (binary_cls, depth <= 5): what the search compiles.
-  for (const auto& [tier, level] : {std::pair{"warm", OptLevel::Full}, std::pair{"warm_quick", OptLevel::Quick}})
-  benchmark::RegisterBenchmark(("compile/" + std::string(tier) + "/random_binary_cls").c_str(), [level](benchmark::State& state) {
-    Rng rng(1);
-    GenerateOptions generate;
-    const Preset& preset = *find_preset("binary_cls");
-    for (auto _ : state) {
-      state.PauseTiming();
-      Loss loss;
-      loss.name = "candidate";
-      loss.inputs = preset.inputs;
-      loss.body = random_expr(preset, rng, generate, GrowMethod::Grow);
-      state.ResumeTiming();
-      CompiledLoss compiled = CompiledLoss::compile(loss, at_level(level));
-      benchmark::DoNotOptimize(compiled.object_code().data());
-    }
-  })->Unit(benchmark::kMillisecond)->Repetitions(5)->ReportAggregatesOnly(true);
+  for (const auto& [tier, level] : kCompileTiers) {
+    auto compile_random = [level](benchmark::State& state) {
+      Rng rng(1);
+      GenerateOptions generate;
+      const Preset& preset = *find_preset("binary_cls");
+      for (auto _ : state) {
+        state.PauseTiming();
+        Loss loss;
+        loss.name = "candidate";
+        loss.inputs = preset.inputs;
+        loss.body = random_expr(preset, rng, generate, GrowMethod::Grow);
+        state.ResumeTiming();
+        CompiledLoss compiled = CompiledLoss::compile(loss, at_level(level));
+        benchmark::DoNotOptimize(compiled.object_code().data());
+      }
+    };
+    benchmark::RegisterBenchmark(("compile/" + std::string(tier) + "/random_binary_cls").c_str(), compile_random)
+        ->Unit(benchmark::kMillisecond)
+        ->Repetitions(5)
+        ->ReportAggregatesOnly(true);
+  }
 }
 
 }  // namespace
