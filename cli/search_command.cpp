@@ -15,7 +15,9 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <type_traits>
 #include <unordered_set>
+#include <utility>
 #if LOSSFORGE_HAVE_TOML
 #include <toml++/toml.h>
 #endif
@@ -82,6 +84,14 @@ void take(const toml::table& table, std::string_view key, T& into, const std::st
       if (!value) throw InputError(file + ": bad element in " + std::string(key));
       into.push_back(*value);
     }
+  } else if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+    // TOML integers are 64-bit signed; each field gets them range-checked.
+    auto value = node->value_exact<int64_t>();
+    if (!value) throw InputError(file + ": " + std::string(key) + " has the wrong type");
+    if (std::is_unsigned_v<T> && *value < 0)
+      throw InputError(file + ": " + std::string(key) + " must not be negative");
+    if (!std::in_range<T>(*value)) throw InputError(file + ": " + std::string(key) + " is out of range");
+    into = static_cast<T>(*value);
   } else {
     auto value = node->value<T>();
     if (!value) throw InputError(file + ": " + std::string(key) + " has the wrong type");
@@ -117,24 +127,16 @@ void read_config(const std::string& file, SearchConfig& c, ProxySettings& p, Ret
   if (const toml::table* s = root["search"].as_table()) {
     take(*s, "slot", c.slot, file);
     take(*s, "preset", c.preset, file);
-    int64_t seed = int64_t(c.seed);
-    take(*s, "seed", seed, file);
-    c.seed = uint64_t(seed);
-    int64_t v;
-    auto integer = [&](std::string_view key, int& into) {
-      v = into;
-      take(*s, key, v, file);
-      into = int(v);
-    };
-    integer("population", c.population);
-    integer("parents", c.parents);
-    integer("proxy_per_generation", c.proxy_per_generation);
-    integer("budget", c.budget);
-    integer("max_generations", c.max_generations);
-    integer("workers", c.workers);
-    integer("init_depth", c.init_depth);
-    integer("max_depth", c.limits.max_depth);
-    integer("max_size", c.limits.max_size);
+    take(*s, "seed", c.seed, file);
+    take(*s, "population", c.population, file);
+    take(*s, "parents", c.parents, file);
+    take(*s, "proxy_per_generation", c.proxy_per_generation, file);
+    take(*s, "budget", c.budget, file);
+    take(*s, "max_generations", c.max_generations, file);
+    take(*s, "workers", c.workers, file);
+    take(*s, "init_depth", c.init_depth, file);
+    take(*s, "max_depth", c.limits.max_depth, file);
+    take(*s, "max_size", c.limits.max_size, file);
     take(*s, "crossover_rate", c.crossover_rate, file);
     take(*s, "seed_losses", c.seed_losses, file);
     take(*s, "extra_ops", c.extra_ops, file);
@@ -143,60 +145,39 @@ void read_config(const std::string& file, SearchConfig& c, ProxySettings& p, Ret
   if (const toml::table* s = root["stages"].as_table()) {
     take(*s, "convergence", c.convergence_stage, file);
     take(*s, "simulation", c.simulation_stage, file);
-    int64_t v = c.convergence.points;
-    take(*s, "convergence_points", v, file);
-    c.convergence.points = int(v);
+    take(*s, "convergence_points", c.convergence.points, file);
     take(*s, "convergence_tolerance", c.convergence.tolerance, file);
-    v = c.simulation.steps;
-    take(*s, "simulation_steps", v, file);
-    c.simulation.steps = int(v);
+    take(*s, "simulation_steps", c.simulation.steps, file);
     take(*s, "simulation_learning_rate", c.simulation.learning_rate, file);
     take(*s, "simulation_min_ratio", c.simulation.min_ratio, file);
   }
   if (const toml::table* s = root["proxy"].as_table()) {
     take(*s, "mode", p.mode, file);
     take(*s, "command", p.command, file);
-    int64_t v = p.epochs;
-    take(*s, "epochs", v, file);
-    p.epochs = int(v);
-    v = p.threads;
-    take(*s, "threads", v, file);
-    p.threads = int(v);
+    take(*s, "epochs", p.epochs, file);
+    take(*s, "threads", p.threads, file);
     take(*s, "other_slot_loss", p.other_slot_loss, file);
     take(*s, "timeout_seconds", p.timeout_seconds, file);
-    int64_t seed = 0;
-    take(*s, "seed", seed, file);
-    c.proxy_seed = uint64_t(seed);
+    take(*s, "seed", c.proxy_seed, file);
   }
   if (const toml::table* s = root["retrain"].as_table()) {
-    auto integer = [&](std::string_view key, int& into) {
-      int64_t v = into;
-      take(*s, key, v, file);
-      into = int(v);
-    };
-    auto unsigned_integer = [&](std::string_view key, uint64_t& into) {
-      int64_t v = int64_t(into);
-      take(*s, key, v, file);
-      if (v < 0) throw InputError(file + ": " + std::string(key) + " must not be negative");
-      into = uint64_t(v);
-    };
-    integer("top", r.top);
+    take(*s, "top", r.top, file);
     take(*s, "include_seeds", r.include_seeds, file);
-    integer("seeds", r.seeds);
-    unsigned_integer("first_seed", r.first_seed);
+    take(*s, "seeds", r.seeds, file);
+    take(*s, "first_seed", r.first_seed, file);
     take(*s, "data", r.data, file);
-    integer("epochs", r.epochs);
-    integer("max_images", r.max_images);
+    take(*s, "epochs", r.epochs, file);
+    take(*s, "max_images", r.max_images, file);
     HeldoutSynth& h = r.heldout;
-    integer("heldout_train", h.train);
-    integer("heldout_val", h.val);
-    unsigned_integer("heldout_seed", h.seed);
-    integer("heldout_size", h.size);
-    integer("heldout_min_objects", h.min_objects);
-    integer("heldout_max_objects", h.max_objects);
+    take(*s, "heldout_train", h.train, file);
+    take(*s, "heldout_val", h.val, file);
+    take(*s, "heldout_seed", h.seed, file);
+    take(*s, "heldout_size", h.size, file);
+    take(*s, "heldout_min_objects", h.min_objects, file);
+    take(*s, "heldout_max_objects", h.max_objects, file);
     take(*s, "heldout_min_object_size", h.min_object_size, file);
     take(*s, "heldout_max_object_size", h.max_object_size, file);
-    integer("heldout_clutter", h.clutter);
+    take(*s, "heldout_clutter", h.clutter, file);
     take(*s, "heldout_noise", h.noise, file);
   }
 }
