@@ -8,6 +8,8 @@
 #include <cerrno>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <system_error>
 
 #include "compiler/error.hpp"
@@ -112,6 +114,15 @@ void write_file_atomic(const std::string& path, std::string_view contents) {
   temp.copy_mode_from(target);
   temp.commit(target);
   sync_directory(target.has_parent_path() ? target.parent_path() : fs::path("."));
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error("cannot read " + path);
+  std::ostringstream s;
+  s << in.rdbuf();
+  if (in.bad()) throw Error("cannot read " + path);
+  return s.str();
 }
 
 }  // namespace lossforge

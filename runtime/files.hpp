@@ -1,5 +1,5 @@
 // Files that must never be seen half written: formatted sources (`fmt -i`),
-// search checkpoints, kernel caches.
+// search checkpoints, kernel caches; and reading a file whole.
 #pragma once
 
 #include <string>
@@ -14,5 +14,9 @@ namespace lossforge {
 // link is followed, so the file it points to is replaced. Throws lossforge::Error
 // naming the path when any step fails (the temporary file is removed then).
 void write_file_atomic(const std::string& path, std::string_view contents);
+
+// The whole file as bytes. Throws lossforge::Error naming the path when it
+// cannot be read.
+std::string read_file(const std::string& path);
 
 }  // namespace lossforge

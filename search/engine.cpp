@@ -43,14 +43,6 @@ std::string hex(uint64_t v) {
 }
 uint64_t unhex(const std::string& s) { return std::stoull(s, nullptr, 16); }
 
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error("cannot read " + path);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 Json config_json(const SearchConfig& c) {
   Json j;
   j["detector"] = c.detector;
@@ -518,7 +510,7 @@ void Search::State::write_checkpoint() const {
 void Search::State::load_checkpoint() {
   // Proxy results already paid for, whether or not their generation finished.
   if (fs::exists(path("proxy.jsonl"))) {
-    std::istringstream in(read_text(path("proxy.jsonl")));
+    std::istringstream in(read_file(path("proxy.jsonl")));
     for (std::string line; std::getline(in, line);) {
       try {
         const Json j = Json::parse(line);
@@ -531,7 +523,7 @@ void Search::State::load_checkpoint() {
     if (fs::exists(path("candidates.jsonl"))) fs::resize_file(path("candidates.jsonl"), 0);
     return;
   }
-  const Json j = Json::parse(read_text(path("checkpoint.json")));
+  const Json j = Json::parse(read_file(path("checkpoint.json")));
   generation = j.at("generation");
   next_id = j.at("next_id");
   proxied = j.at("proxied");
@@ -627,7 +619,7 @@ SearchConfig Search::saved_config(const std::string& run_dir) {
   const std::string file = run_dir + "/config.json";
   if (!fs::exists(file)) throw InputError("search: " + run_dir + " holds no run (no config.json)");
   try {
-    return config_from_json(Json::parse(read_text(file)));
+    return config_from_json(Json::parse(read_file(file)));
   } catch (const nlohmann::json::exception& e) {
     throw InputError("search: bad " + file + ": " + e.what());
   }

@@ -23,19 +23,11 @@ namespace {
 using Json = nlohmann::ordered_json;
 namespace fs = std::filesystem;
 
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error("cannot read " + path);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 // The JSON objects of a .jsonl file; lines cut short by a crash are skipped.
 std::vector<Json> read_jsonl(const std::string& path) {
   std::vector<Json> out;
   if (!fs::exists(path)) return out;
-  std::istringstream in(read_text(path));
+  std::istringstream in(read_file(path));
   for (std::string line; std::getline(in, line);) {
     try {
       Json j = Json::parse(line);
@@ -143,7 +135,7 @@ RetrainConfig load_retrain_config(const std::string& run_dir, const RetrainConfi
   const std::string file = run_dir + "/retrain.json";
   if (!fs::exists(file)) return fallback;
   try {
-    const Json j = Json::parse(read_text(file));
+    const Json j = Json::parse(read_file(file));
     RetrainConfig c;
     c.top = j.at("top");
     c.include_seeds = j.value("include_seeds", false);  // runs before the key existed
@@ -191,7 +183,7 @@ std::string prepare_heldout_data(const std::string& run_dir, const RetrainConfig
   }
   const std::string dir = run_dir + "/heldout", stamp = dir + "/synth-options.txt";
   const std::string options = joined(synth_arguments(config.heldout));
-  if (fs::exists(stamp) && read_text(stamp) == options + "\n" && fs::exists(dir + "/annotations/instances_val.json"))
+  if (fs::exists(stamp) && read_file(stamp) == options + "\n" && fs::exists(dir + "/annotations/instances_val.json"))
     return dir;
   std::error_code ec;
   fs::remove_all(dir, ec);  // made with other options, or cut short
@@ -344,7 +336,7 @@ RetrainTable read_retrain_table(const std::string& run_dir) {
   if (!fs::exists(run_dir + "/retrain.json")) return table;
   Json j;
   try {
-    j = Json::parse(read_text(run_dir + "/retrain.json"));
+    j = Json::parse(read_file(run_dir + "/retrain.json"));
   } catch (const std::exception&) {
     return table;
   }

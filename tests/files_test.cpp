@@ -87,4 +87,20 @@ TEST_F(WriteFileAtomicTest, FailuresNameThePathAndLeaveNothingBehind) {
   EXPECT_EQ(entries(), 0u);
 }
 
+
+TEST_F(WriteFileAtomicTest, ReadFileReturnsTheBytesAndNamesAMissingPath) {
+  const fs::path path = dir_ / "data.bin";
+  const std::string bytes("\0\x01\xff\n\0", 5);
+  lossforge::write_file_atomic(path.string(), bytes);
+  EXPECT_EQ(lossforge::read_file(path.string()), bytes);
+  lossforge::write_file_atomic(path.string(), "");
+  EXPECT_EQ(lossforge::read_file(path.string()), "");
+  try {
+    lossforge::read_file((dir_ / "missing.txt").string());
+    FAIL() << "a missing file must throw";
+  } catch (const lossforge::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("missing.txt"), std::string::npos) << e.what();
+  }
+}
+
 }  // namespace

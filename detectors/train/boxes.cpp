@@ -6,7 +6,21 @@
 #include <numeric>
 #include <vector>
 
+#include "detectors/data/loader.hpp"
+
 namespace lossforge::detectors {
+
+GroundTruth ground_truth(const data::ImageTargets& image, const at::Device& device) {
+  std::vector<float> boxes;
+  std::vector<int64_t> labels;
+  for (size_t i = 0; i < image.boxes.size(); ++i) {
+    if (image.crowd.size() > i && image.crowd[i]) continue;
+    boxes.insert(boxes.end(), image.boxes[i].begin(), image.boxes[i].end());
+    labels.push_back(image.labels[i]);
+  }
+  const int64_t g = static_cast<int64_t>(labels.size());
+  return {at::tensor(boxes, at::kFloat).view({g, 4}).to(device), at::tensor(labels, at::kLong).to(device)};
+}
 
 at::Tensor encode_distances(const at::Tensor& points, const at::Tensor& boxes) {
   const at::Tensor x = points.select(1, 0), y = points.select(1, 1);

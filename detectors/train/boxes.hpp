@@ -1,10 +1,23 @@
-// Box arithmetic of the detectors: FCOS's distance coding, pairwise IoU and
-// non-maximum suppression. Boxes are x1, y1, x2, y2 tensors of shape [N, 4].
+// Box arithmetic of the detectors: an image's ground truth as tensors, FCOS's
+// distance coding, pairwise IoU and non-maximum suppression. Boxes are
+// x1, y1, x2, y2 tensors of shape [N, 4].
 #pragma once
 
 #include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
+
+namespace lossforge::data {
+struct ImageTargets;
+}
 
 namespace lossforge::detectors {
+
+// The ground truth of one image: the boxes that are learnt (crowd boxes left out).
+struct GroundTruth {
+  at::Tensor boxes;   // [G, 4] float, canvas pixels
+  at::Tensor labels;  // [G] int64, 0..K-1
+};
+GroundTruth ground_truth(const data::ImageTargets& image, const at::Device& device = at::kCPU);
 
 // (l, t, r, b): distances from each point [N, 2] (x, y) to the sides of its box [N, 4].
 at::Tensor encode_distances(const at::Tensor& points, const at::Tensor& boxes);

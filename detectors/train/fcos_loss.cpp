@@ -86,16 +86,8 @@ LossTerms FcosCriterion::operator()(const FcosOutput& output, const Points& poin
   const int64_t batch = output.cls.size(0), num_points = output.cls.size(1), classes = output.cls.size(2);
   std::vector<at::Tensor> labels, distances;
   for (const data::ImageTargets& image : images) {
-    std::vector<float> boxes;
-    std::vector<int64_t> box_labels;
-    for (size_t i = 0; i < image.boxes.size(); ++i) {
-      if (image.crowd.size() > i && image.crowd[i]) continue;
-      boxes.insert(boxes.end(), image.boxes[i].begin(), image.boxes[i].end());
-      box_labels.push_back(image.labels[i]);
-    }
-    const int64_t g = static_cast<int64_t>(box_labels.size());
-    const Assignment a =
-        assigner_(points, at::tensor(boxes, at::kFloat).view({g, 4}), at::tensor(box_labels, at::kLong));
+    const GroundTruth truth = ground_truth(image);
+    const Assignment a = assigner_(points, truth.boxes, truth.labels);
     labels.push_back(a.labels);
     distances.push_back(a.distances);
   }

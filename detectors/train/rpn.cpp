@@ -13,18 +13,6 @@ namespace lossforge::detectors {
 
 namespace nn = torch::nn;
 
-GroundTruth ground_truth(const data::ImageTargets& image, const at::Device& device) {
-  std::vector<float> boxes;
-  std::vector<int64_t> labels;
-  for (size_t i = 0; i < image.boxes.size(); ++i) {
-    if (image.crowd.size() > i && image.crowd[i]) continue;
-    boxes.insert(boxes.end(), image.boxes[i].begin(), image.boxes[i].end());
-    labels.push_back(image.labels[i]);
-  }
-  const int64_t g = static_cast<int64_t>(labels.size());
-  return {at::tensor(boxes, at::kFloat).view({g, 4}).to(device), at::tensor(labels, at::kLong).to(device)};
-}
-
 RpnHeadImpl::RpnHeadImpl(int channels, int anchors_per_cell) : anchors_per_cell_(anchors_per_cell) {
   conv_ = register_module("conv", nn::Conv2d(nn::Conv2dOptions(channels, channels, 3).padding(1)));
   cls_ = register_module("cls", nn::Conv2d(nn::Conv2dOptions(channels, anchors_per_cell, 1)));

@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "detectors/train/anchors.hpp"
+#include "detectors/train/boxes.hpp"
 
 namespace lossforge::data {
 struct ImageTargets;
@@ -48,13 +49,6 @@ struct RpnOptions {
   double nms_iou = 0.7;
   double min_size = 1e-3;  // pixels
 };
-
-// The ground truth of one image: the boxes that are learnt (crowd boxes left out).
-struct GroundTruth {
-  at::Tensor boxes;   // [G, 4] float, canvas pixels
-  at::Tensor labels;  // [G] int64, 0..K-1
-};
-GroundTruth ground_truth(const data::ImageTargets& image, const at::Device& device);
 
 // What the head predicts, levels concatenated in anchor order (anchors.hpp).
 struct RpnOutput {
