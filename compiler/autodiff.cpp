@@ -292,10 +292,11 @@ class ReverseSweep {
       case Op::MaxShare: break;  // flat
       // s (g - Σ g·s), s the softmax row.
       case Op::Softmax: give(n, 0, times(self, minus(g, row_dot(g, self)))); break;
-      // g - e^y Σ g, y the log_softmax row (e^y = softmax; y <= 0, under exp's cap).
-      case Op::LogSoftmax: give(n, 0, minus(g, times(call(Op::Exp, {self}), row_sum(g, self)))); break;
+      // g - softmax(x) Σ g. softmax(x), not e^log_softmax(x): the code
+      // generators compute it from the exponentials log_softmax(x) has made.
+      case Op::LogSoftmax: give(n, 0, minus(g, times(call(Op::Softmax, {a}), row_sum(g, self)))); break;
       // g e^(x - logsumexp(x)) = g softmax(x).
-      case Op::Logsumexp: give(n, 0, times(g, call(Op::Exp, {minus(a, self)}))); break;
+      case Op::Logsumexp: give(n, 0, times(g, call(Op::Softmax, {a}))); break;
       case Op::Dot:
         give_partial(n, 0, g, [&] { return b; });
         give_partial(n, 1, g, [&] { return a; });

@@ -33,6 +33,10 @@
 //       In vectorised loops: glibc's libmvec AVX2 variants (_ZGVdN8v_expf,
 //       _ZGVdN4v_exp, ...), mapped by the TargetLibraryInfo vector library
 //       LIBMVEC-X86; glibc documents them to at most 4 ulp.
+//       pow with a constant integer exponent, |n| <= 4, is multiplication
+//       instead (<= 2 ulp; x^2 exact): see KernelBuilder::pow. A param in
+//       an exponent is made such a constant in a second copy of the row
+//       loop, taken when the call's params equal their defaults.
 //   sqrt, fabs                llvm.sqrt/fabs: exact (correctly rounded).
 //   tanh, erf, erfc, atan, hypot   no libm call: LLVM 16 maps none of them to
 //       libmvec, and a scalar call keeps the whole row loop scalar (CSE-
@@ -53,6 +57,9 @@
 //                truncated so that t² is exact.
 //         hypot(1, u) (salf)   √(1 + u²), or |u| where that is the correctly
 //                rounded value (|u| > 2^12 float, 2^26 double).
+//       serf of an S-curve (sigmoid, serf, salf, sgdf: values in [0, 1] for
+//       every input) needs erf on [0, 0.45] only, and takes the first
+//       interval's formula alone: the same bits, a sixth of the work.
 //       Measured against glibc's scalar routines (the interpreter's) over a
 //       dense grid of 0.66M (float) / 0.77M (double) points on [-30, 30] plus
 //       log-spaced tails, in the vectorised kernel (tests/llvm_math_test.cpp):
@@ -97,10 +104,12 @@
 #include <llvm/TargetParser/Host.h>
 
 #include <array>
+#include <cmath>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <stdexcept>
 #include <unordered_map>
 #include <unordered_set>
@@ -229,7 +238,15 @@ class KernelBuilder {
       if (n->type().is_box() && n->op() != Op::Input)
         throw std::invalid_argument("codegen: box values other than inputs are not supported (" +
                                     std::string(op_name(n->op())) + ")");
+      if (n->op() == Op::Pow && plan_[n->arg(1).get()].uniform) collect_params(n->arg(1).get(), exponent_params_);
+      if (n->op() == Op::Softmax) softmax_of_[n->arg(0).get()] = n;
     }
+  }
+
+  // The params below a uniform node, by index.
+  void collect_params(const Node* n, std::set<size_t>& out) const {
+    if (n->op() == Op::Param) out.insert(size_t(n->index()));
+    for (const Expr& a : n->args()) collect_params(a.get(), out);
   }
 
   // The first input whose type spells the same width: its row width is the
@@ -354,15 +371,18 @@ class KernelBuilder {
     llvm::Value* near_1;  // [0.84375, 1.25): erf(|x|) = erx + near_1
     llvm::Value* tail;    // [1.25, 28): erfc(|x|) = tail
   };
-  ErfParts erf_parts(llvm::Value* x) {
-    ErfParts e;
-    e.ax = fabs(x);
+  llvm::Value* erf_tiny_y(llvm::Value* x) {
     llvm::Value* z = b_.CreateFMul(x, x);
-    e.tiny_y = b_.CreateFDiv(
+    return b_.CreateFDiv(
         horner(z, {-2.37630166566501626084e-05, -5.77027029648944159157e-03, -2.84817495755985104766e-02,
                    -3.25042107247001499370e-01, 1.28379167095512558561e-01}),
         horner(z, {-3.96022827877536812320e-06, 1.32494738004321644526e-04, 5.08130628187576562776e-03,
                    6.50222499887672944485e-02, 3.97917223959155352819e-01, 1.0}));
+  }
+  ErfParts erf_parts(llvm::Value* x) {
+    ErfParts e;
+    e.ax = fabs(x);
+    e.tiny_y = erf_tiny_y(x);
     llvm::Value* s = b_.CreateFSub(e.ax, k(1));
     e.near_1 = b_.CreateFDiv(
         horner(s, {-2.16637559486879084300e-03, 3.54783043256182359371e-02, -1.10894694282396677476e-01,
@@ -406,6 +426,9 @@ class KernelBuilder {
     return select(lt(e.ax, 0.84375), tiny,
                   select(lt(e.ax, 1.25), near_1, select(ge(e.ax, 6), copysign(k(1), x), tail)));
   }
+  // erf on |x| < 0.84375 (or NaN), where it is the first interval's formula
+  // alone: a sixth of the work, one division instead of six.
+  llvm::Value* erf_of_small(llvm::Value* x) { return fmuladd(x, erf_tiny_y(x), x); }
   llvm::Value* erfc(llvm::Value* x) {
     const ErfParts e = erf_parts(x);
     llvm::Value* xy = b_.CreateFMul(x, e.tiny_y);
@@ -429,6 +452,39 @@ class KernelBuilder {
     return select(b_.CreateFCmpOGT(au, k(f32_ ? 4096.0 : 67108864.0)), au, h);
   }
 
+  // x^y. A constant integer exponent with |y| <= 4 (a literal, or a param
+  // in the row loop specialised to its default, see build_row_function) is
+  // computed by multiplication: x*x is pow's correctly rounded result, x^3,
+  // x^4 and the reciprocals round two or three times (<= 2 ulp from libm's
+  // pow), and pow(x, 0) = 1 even for NaN, as in libm. Otherwise llvm.pow:
+  // libmvec's powf costs about twenty exps (focal spent three quarters of its
+  // time there, bench/README.md).
+  llvm::Value* pow(llvm::Value* x, llvm::Value* y) {
+    if (const auto* c = llvm::dyn_cast<llvm::ConstantFP>(y)) {
+      llvm::APFloat value = c->getValueAPF();
+      bool inexact = false;
+      value.convert(llvm::APFloat::IEEEdouble(), llvm::APFloat::rmNearestTiesToEven, &inexact);
+      const double e = value.convertToDouble();
+      if (e == std::trunc(e) && std::fabs(e) <= 4) {
+        const int n = int(std::fabs(e));
+        llvm::Value* square = n >= 2 ? b_.CreateFMul(x, x) : nullptr;
+        llvm::Value* power = n == 0   ? k(1)
+                             : n == 1 ? x
+                             : n == 2 ? square
+                             : n == 3 ? b_.CreateFMul(square, x)
+                                      : b_.CreateFMul(square, square);
+        return e < 0 ? b_.CreateFDiv(k(1), power) : power;
+      }
+    }
+    return intrinsic(llvm::Intrinsic::pow, {x, y});
+  }
+
+  // Whether a node's value lies in [0, 1] (or is NaN) for every input,
+  // infinities included: the S-curves.
+  static bool in_unit_interval(const Node& n) {
+    return n.op() == Op::Sigmoid || n.op() == Op::Serf || n.op() == Op::Salf || n.op() == Op::Sgdf;
+  }
+
   // ---- element-wise semantics (compiler/semantics.hpp, op by op) ----
 
   llvm::Value* elementwise(const Node& n, const std::vector<llvm::Value*>& a) {
@@ -438,7 +494,7 @@ class KernelBuilder {
       case Op::Mul: return b_.CreateFMul(a[0], a[1]);
       case Op::Div: return b_.CreateFDiv(a[0], b_.CreateFAdd(a[1], k(sem::kDivEps)));
       case Op::Neg: return b_.CreateFNeg(a[0]);
-      case Op::Pow: return intrinsic(llvm::Intrinsic::pow, {a[0], a[1]});
+      case Op::Pow: return pow(a[0], a[1]);
       case Op::Log: return log(b_.CreateFAdd(a[0], k(sem::kLogEps)));
       case Op::Exp: return exp(min(a[0], k(sem::kExpMax)));
       case Op::Sqrt: return intrinsic(llvm::Intrinsic::sqrt, {a[0]});
@@ -461,8 +517,11 @@ class KernelBuilder {
         return b_.CreateSelect(b_.CreateFCmpOGE(a[0], k(0)), b_.CreateFDiv(k(1), one_plus),
                                b_.CreateFDiv(e, one_plus));
       }
-      case Op::Serf:  // (erf((√π/2)·a / 2) + 1) / 2
-        return half_sum(erf(b_.CreateFDiv(b_.CreateFMul(k(sem::kSqrtPi / 2), a[0]), k(2))));
+      case Op::Serf: {  // (erf((√π/2)·a / 2) + 1) / 2
+        llvm::Value* x = b_.CreateFDiv(b_.CreateFMul(k(sem::kSqrtPi / 2), a[0]), k(2));
+        // An S-curve's value in [0, 1] gives x in [0, 0.45] (CSE-Autoloss-B's Serf(Sig(NY))).
+        return half_sum(in_unit_interval(*n.arg(0)) ? erf_of_small(x) : erf(x));
+      }
       case Op::Salf: {  // u = a / 2; (u / hypot(1, u) + 1) / 2
         llvm::Value* u = b_.CreateFDiv(a[0], k(2));
         return half_sum(b_.CreateFDiv(u, hypot1(u)));
@@ -505,8 +564,9 @@ class KernelBuilder {
   // for (i = start; i < count; ++i) body, with loop-carried values; returns
   // their values after the loop (the initial ones when it runs zero times).
   using LoopBody = std::function<std::vector<llvm::Value*>(llvm::Value* i, const std::vector<llvm::Value*>& carried)>;
+  enum class Vectorise { Default, Columns };
   std::vector<llvm::Value*> loop(llvm::Value* start, llvm::Value* count, const std::vector<llvm::Value*>& initial,
-                                 const LoopBody& body, const char* name) {
+                                 const LoopBody& body, const char* name, Vectorise hint = Vectorise::Default) {
     llvm::Function* f = b_.GetInsertBlock()->getParent();
     llvm::BasicBlock* before = b_.GetInsertBlock();
     llvm::BasicBlock* head = llvm::BasicBlock::Create(ctx_, name, f);
@@ -524,7 +584,8 @@ class KernelBuilder {
     std::vector<llvm::Value*> next = body(i, carried);
     llvm::Value* i_next = b_.CreateAdd(i, index(1), "", /*HasNUW=*/true, /*HasNSW=*/true);
     llvm::BasicBlock* latch = b_.GetInsertBlock();
-    b_.CreateCondBr(b_.CreateICmpSLT(i_next, count), head, done);
+    llvm::BranchInst* back = b_.CreateCondBr(b_.CreateICmpSLT(i_next, count), head, done);
+    if (hint == Vectorise::Columns) back->setMetadata(llvm::LLVMContext::MD_loop, column_loop_hints());
     i->addIncoming(start, before);
     i->addIncoming(i_next, latch);
     for (size_t c = 0; c < phis.size(); ++c) {
@@ -541,6 +602,24 @@ class KernelBuilder {
       out.push_back(result);
     }
     return out;
+  }
+
+  // A column loop runs over one row of C values, C often not a multiple of
+  // the vector width (81 classes). Left to the vectoriser's cost model it
+  // interleaves 4 vectors of 8 and leaves up to 31 columns to the scalar
+  // remainder loop, whose scalar libm exps cost as much as the vector body
+  // at C = 81. One 256-bit vector per iteration leaves at most 7 (3 in f64).
+  // (Predicating the remainder instead was no faster, bench/README.md.)
+  llvm::MDNode* column_loop_hints() {
+    auto hint = [&](const char* name, int64_t value) {
+      return llvm::MDNode::get(ctx_, {llvm::MDString::get(ctx_, name),
+                                      llvm::ConstantAsMetadata::get(llvm::ConstantInt::get(b_.getInt32Ty(), value))});
+    };
+    std::vector<llvm::Metadata*> operands{nullptr, hint("llvm.loop.vectorize.width", f32_ ? 8 : 4),
+                                          hint("llvm.loop.interleave.count", 1)};
+    llvm::MDNode* id = llvm::MDNode::getDistinct(ctx_, operands);
+    id->replaceOperandWith(0, id);
+    return id;
   }
 
   // ---- per-row values ----
@@ -597,7 +676,7 @@ class KernelBuilder {
            for (const Sink& s : sinks) store_column(column(s.node, c, &local), s.row, c);
            return std::vector<llvm::Value*>{};
          },
-         "cols");
+         "cols", Vectorise::Columns);
   }
   bool is_root(const Node* n) const { return root_set_.count(n) > 0; }
 
@@ -674,6 +753,21 @@ class KernelBuilder {
         "sum");
   }
   llvm::Value* zero_lanes() { return llvm::Constant::getNullValue(llvm::FixedVectorType::get(t_, 8)); }
+  // The row maximum m and Σ e^(x - m) of a row x, made once per row for all
+  // of softmax(x), log_softmax(x) and logsumexp(x). The exponentials go to
+  // softmax(x)'s row when the kernel has it (log_softmax's gradient does):
+  // softmax then only divides. Else to `own`, the caller's scratch row.
+  struct RowExps {
+    llvm::Value* max;
+    llvm::Value* total;
+  };
+  RowExps row_exps(const Node* x, llvm::Value* width, llvm::Value* own) {
+    if (auto it = row_exps_.find(x); it != row_exps_.end()) return it->second;
+    auto softmax = softmax_of_.find(x);
+    llvm::Value* out = softmax != softmax_of_.end() ? row_.at(softmax->second) : own;
+    llvm::Value* m = row_max(x, width);
+    return row_exps_[x] = RowExps{m, shifted_exps(x, m, out, width)};
+  }
   // out[i] = exp(x[i] - m); returns Σ out[i].
   llvm::Value* shifted_exps(const Node* x, llvm::Value* m, llvm::Value* out, llvm::Value* width) {
     loop(index(0), width, {},
@@ -681,7 +775,7 @@ class KernelBuilder {
            store_column(exp(b_.CreateFSub(column(x, c), m)), out, c);
            return std::vector<llvm::Value*>{};
          },
-         "exp");
+         "exp", Vectorise::Columns);
     return row_sum(out, width);
   }
   void rowwise(const Node* n) {
@@ -690,35 +784,38 @@ class KernelBuilder {
     llvm::Value* width = width_of(x);
     switch (n->op()) {
       case Op::Softmax: {
+        // e^(x - m) / Σ e^(x - m): row_exps puts the exponentials in y (the
+        // row of softmax(x)), now or when log_softmax(x) came first.
         llvm::Value* y = row_.at(n);
-        llvm::Value* total = shifted_exps(x, row_max(x, width), y, width);
+        llvm::Value* total = row_exps(x, width, y).total;
         loop(index(0), width, {},
              [&](llvm::Value* c, const std::vector<llvm::Value*>&) {
                store_column(b_.CreateFDiv(column(n, c), total), y, c);
                return std::vector<llvm::Value*>{};
              },
-             "softmax");
+             "softmax", Vectorise::Columns);
         return;
       }
       case Op::LogSoftmax: {
-        // x - m - ln Σ e^(x - m); the exponentials go through y first.
+        // x - m - ln Σ e^(x - m); the exponentials go through y first when
+        // no softmax(x) takes them.
         llvm::Value* y = row_.at(n);
-        llvm::Value* m = row_max(x, width);
-        llvm::Value* log_total = log(shifted_exps(x, m, y, width));
+        const RowExps e = row_exps(x, width, y);
+        llvm::Value* m = e.max;
+        llvm::Value* log_total = log(e.total);
         loop(index(0), width, {},
              [&](llvm::Value* c, const std::vector<llvm::Value*>&) {
                store_column(b_.CreateFSub(b_.CreateFSub(column(x, c), m), log_total), y, c);
                return std::vector<llvm::Value*>{};
              },
-             "log_softmax");
+             "log_softmax", Vectorise::Columns);
         return;
       }
       case Op::Logsumexp: {
         // m + ln Σ e^(x - m), or m itself when m is ±inf or NaN.
-        llvm::Value* m = row_max(x, width);
-        llvm::Value* total = shifted_exps(x, m, logsumexp_row_.at(n), width);
-        llvm::Value* finite = b_.CreateFCmpOEQ(b_.CreateFSub(m, m), k(0));
-        scalar_[n] = b_.CreateSelect(finite, b_.CreateFAdd(m, log(total)), m);
+        const RowExps e = row_exps(x, width, logsumexp_row_.at(n));
+        llvm::Value* finite = b_.CreateFCmpOEQ(b_.CreateFSub(e.max, e.max), k(0));
+        scalar_[n] = b_.CreateSelect(finite, b_.CreateFAdd(e.max, log(e.total)), e.max);
         return;
       }
       case Op::Dot: {
@@ -912,39 +1009,74 @@ class KernelBuilder {
       if (plan_.at(n).uniform) emit_uniform(n, param_values);
     for (const Expr& r : roots_) root_set_.insert(r.get());
 
-    loop(begin, end, {},
-         [&](llvm::Value* row, const std::vector<llvm::Value*>&) {
-           row_index_ = row;
-           box_.clear();
-           for (const Node* n : order_)
-             if (!plan_.at(n).uniform) emit(n);
-           // Outputs: the loss, then each pred input's gradient.
-           b_.CreateStore(scalar_.at(loss_.body.get()), b_.CreateInBoundsGEP(t_, loss_out, row));
-           std::unordered_map<size_t, std::vector<Sink>> sinks;  // by width input
-           for (size_t g = 0; g < n_grads; ++g) {
-             const InputGradient& grad = kernel_.gradients[g];
-             const Type& type = loss_.inputs[grad.input].type;
-             if (type.is_vec()) {
-               llvm::Value* out_row = b_.CreateInBoundsGEP(t_, grads_out[g], b_.CreateMul(row, row_widths_[grad.input]));
-               sinks[grad.input].push_back({grad.parts[0].get(), out_row});
-               continue;
-             }
-             const int64_t width = type.is_box() ? 4 : 1;
-             for (size_t part = 0; part < grad.parts.size(); ++part) {
-               llvm::Value* at = b_.CreateAdd(b_.CreateMul(row, index(width)), index(int64_t(part)));
-               b_.CreateStore(scalar_.at(grad.parts[part].get()), b_.CreateInBoundsGEP(t_, grads_out[g], at));
-             }
-           }
-           // Remaining fused loops, each with the gradient rows of its width.
-           for (size_t w = 0; w < n_inputs; ++w) {
-             std::vector<Sink> own;
-             for (auto& [input, list] : sinks)
-               if (width_input(loss_.inputs[input].type) == w) own.insert(own.end(), list.begin(), list.end());
-             flush(w, own);
-           }
-           return std::vector<llvm::Value*>{};
-         },
-         "row");
+    const LoopBody row_body = [&](llvm::Value* row, const std::vector<llvm::Value*>&) {
+      row_index_ = row;
+      box_.clear();
+      row_exps_.clear();
+      for (const Node* n : order_)
+        if (!plan_.at(n).uniform) emit(n);
+      // Outputs: the loss, then each pred input's gradient.
+      b_.CreateStore(scalar_.at(loss_.body.get()), b_.CreateInBoundsGEP(t_, loss_out, row));
+      std::unordered_map<size_t, std::vector<Sink>> sinks;  // by width input
+      for (size_t g = 0; g < n_grads; ++g) {
+        const InputGradient& grad = kernel_.gradients[g];
+        const Type& type = loss_.inputs[grad.input].type;
+        if (type.is_vec()) {
+          llvm::Value* out_row = b_.CreateInBoundsGEP(t_, grads_out[g], b_.CreateMul(row, row_widths_[grad.input]));
+          sinks[grad.input].push_back({grad.parts[0].get(), out_row});
+          continue;
+        }
+        const int64_t width = type.is_box() ? 4 : 1;
+        for (size_t part = 0; part < grad.parts.size(); ++part) {
+          llvm::Value* at = b_.CreateAdd(b_.CreateMul(row, index(width)), index(int64_t(part)));
+          b_.CreateStore(scalar_.at(grad.parts[part].get()), b_.CreateInBoundsGEP(t_, grads_out[g], at));
+        }
+      }
+      // Remaining fused loops, each with the gradient rows of its width.
+      for (size_t w = 0; w < n_inputs; ++w) {
+        std::vector<Sink> own;
+        for (auto& [input, list] : sinks)
+          if (width_input(loss_.inputs[input].type) == w) own.insert(own.end(), list.begin(), list.end());
+        flush(w, own);
+      }
+      return std::vector<llvm::Value*>{};
+    };
+    if (exponent_params_.empty()) {
+      loop(begin, end, {}, row_body, "row");
+    } else {
+      // A param in a pow exponent (focal's gamma) is almost always called
+      // with its default: the rows are emitted twice, and a call whose
+      // exponent params equal their defaults runs the copy where they are
+      // constants, so that pow(1 - p, gamma) becomes a multiplication.
+      llvm::Type* f64 = llvm::Type::getDoubleTy(ctx_);
+      llvm::Value* defaults = b_.getTrue();
+      for (size_t i : exponent_params_) {
+        llvm::Value* value = b_.CreateLoad(f64, b_.CreateInBoundsGEP(f64, param_values, index(int64_t(i))));
+        defaults = b_.CreateAnd(defaults, b_.CreateFCmpOEQ(value, llvm::ConstantFP::get(f64, loss_.params[i].value)));
+      }
+      llvm::BasicBlock* specialised = llvm::BasicBlock::Create(ctx_, "rows.defaults", f);
+      llvm::BasicBlock* general = llvm::BasicBlock::Create(ctx_, "rows.general", f);
+      llvm::BasicBlock* done = llvm::BasicBlock::Create(ctx_, "rows.done", f);
+      b_.CreateCondBr(defaults, specialised, general);
+      const auto general_values = scalar_;
+
+      b_.SetInsertPoint(specialised);
+      for (const Node* n : order_) {
+        if (!plan_.at(n).uniform) continue;
+        if (n->op() == Op::Param && exponent_params_.count(size_t(n->index())))
+          scalar_[n] = k(loss_.params[size_t(n->index())].value);  // rounded to T as the loaded param is
+        else
+          emit_uniform(n, param_values);  // over constants, IRBuilder folds it to a constant
+      }
+      loop(begin, end, {}, row_body, "row");
+      b_.CreateBr(done);
+
+      scalar_ = general_values;
+      b_.SetInsertPoint(general);
+      loop(begin, end, {}, row_body, "row");
+      b_.CreateBr(done);
+      b_.SetInsertPoint(done);
+    }
     b_.CreateRetVoid();
     return f;
   }
@@ -1008,6 +1140,9 @@ class KernelBuilder {
   std::unordered_map<const Node*, std::array<llvm::Value*, 4>> box_;
   std::unordered_map<size_t, std::vector<const Node*>> pending_;  // element-wise real[C] nodes by width input
   std::unordered_set<const Node*> pending_set_;
+  std::set<size_t> exponent_params_;  // params below a uniform pow exponent
+  std::unordered_map<const Node*, const Node*> softmax_of_;  // row x -> softmax(x)
+  std::unordered_map<const Node*, RowExps> row_exps_;      // of the current row
 };
 
 // ---- module, optimisation, emission ------------------------------------------

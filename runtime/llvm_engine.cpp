@@ -18,6 +18,7 @@
 #include <llvm/Support/MemoryBuffer.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -176,7 +177,13 @@ static KernelKey cache_key(const Loss& canonical, const LlvmOptions& options) {
   key.dtype = options.dtype == DType::F32 ? "f32" : "f64";
   key.compiler_version = llvm_codegen::compiler_version();
   for (const LossInput& input : canonical.inputs) key.variant += input.type.str() + (input.pred ? " pred;" : ";");
+  // Param defaults: the code has the rows specialised to them (pow exponents).
   key.variant += "params=" + std::to_string(canonical.params.size());
+  for (const LossParam& param : canonical.params) {
+    char value[32];
+    std::snprintf(value, sizeof value, "%a", param.value);  // exact
+    key.variant += "," + param.name + "=" + value;
+  }
   key.variant += options.gradients ? ";gradients" : ";forward";
   key.variant += options.opt_level == llvm_codegen::OptLevel::Full ? ";full" : ";quick";
   return key;

@@ -544,6 +544,83 @@ TEST(LlvmEngine, ParamsOverrideDefaults) {
                               interpret<float>(focal, std::span<const Array<float>>(batch), eval), "focal"));
 }
 
+// softmax, log_softmax and logsumexp of one row share its maximum and
+// exponentials (made once, in softmax's row); with their gradients, which
+// bring in softmax(x) again, every width from 1 to 19 agrees with the
+// interpreter, extreme logits included.
+template <class T>
+void check_shared_row_exponentials() {
+  const Module module = load_module(SourceFile::from_text(
+      "<test>", "loss rows(pred x: real[C], y: real[C]) = dot(y, log_softmax(x)) + logsumexp(x) * dot(y, softmax(x))\n"
+                "loss lse(pred x: real[C], y: real[C]) = logsumexp(x) - dot(y, x)\n"));
+  Rng rng(17);
+  for (const Loss& loss : module.losses) {
+    CompiledLoss compiled = CompiledLoss::compile(loss, options_for<T>(true));
+    for (size_t width = 1; width <= 19; ++width) {
+      Batch<double> batch;
+      for (int input = 0; input < 2; ++input) {
+        Array<double> a(13, width);
+        for (double& v : a.data) v = uniform(rng, -4, 4);
+        batch.push_back(std::move(a));
+      }
+      batch[0].data[0] = 80;  // exp's clamp would matter without the max shift
+      batch[0].data[batch[0].data.size() - 1] = -200;
+      EXPECT_TRUE(matches_interpreter<T>(compiled, batch, loss.name + " width " + std::to_string(width)));
+    }
+  }
+}
+TEST(LlvmKernel, RowExponentialsAreShared) {
+  check_shared_row_exponentials<float>();
+  check_shared_row_exponentials<double>();
+}
+
+// Constant integer exponents (up to 4 in size, here and in the gradient) are
+// multiplications, not pow calls, and agree with the interpreter's libm pow,
+// at zeros, infinities and NaN too.
+template <class T>
+void check_integer_powers() {
+  const Module module = load_module(SourceFile::from_text(
+      "<test>", "loss powers(pred x: real) = x^0 + x^1 + x^2 + x^3 + x^4 + x^-1 + x^-2 + x^-3\n"));
+  const Loss& loss = module.losses.at(0);
+  const DType dtype = std::is_same_v<T, float> ? DType::F32 : DType::F64;
+  const std::string ir = llvm_codegen::emit_ir(gradient_kernel(loss, differentiate(loss)), dtype, false);
+  EXPECT_EQ(ir.find("llvm.pow"), std::string::npos) << ir;
+  Rng rng(13);
+  Batch<double> batch = random_batch(loss, 70, rng);
+  const double inf = std::numeric_limits<double>::infinity();
+  const double specials[] = {0, -0.0, 1, -1, inf, -inf, std::numeric_limits<double>::quiet_NaN(), 1e-3, -7.5};
+  for (size_t i = 0; i < std::size(specials); ++i) batch[0].data[i] = specials[i];
+  CompiledLoss compiled = CompiledLoss::compile(loss, options_for<T>(true));
+  EXPECT_TRUE(matches_interpreter<T>(compiled, batch, "powers"));
+}
+TEST(LlvmKernel, IntegerPowersAreMultiplications) {
+  check_integer_powers<float>();
+  check_integer_powers<double>();
+}
+
+// A param in an exponent gets a second copy of the rows with the param
+// constant: taken at the defaults, the general one for any other value.
+TEST(LlvmKernel, ExponentParamsSpecialiseToTheirDefaults) {
+  const Module module = load_module(SourceFile::from_text(
+      "<test>", "loss focal_like(pred x: real, y: real) {\n  param a = 0.25\n  param g = 3\n"
+                "  let p = sigmoid(x)\n  a * (1 - p)^g * y + (p + 1)^(g - 1) * (1 - y)\n}\n"));
+  const Loss& loss = module.losses.at(0);
+  const std::string ir = llvm_codegen::emit_ir(gradient_kernel(loss, differentiate(loss)), DType::F32, false);
+  EXPECT_NE(ir.find("rows.defaults"), std::string::npos) << ir;
+  EXPECT_NE(ir.find("rows.general"), std::string::npos) << ir;
+  CompiledLoss compiled = CompiledLoss::compile(loss, options_for<float>(true));
+  Rng rng(41);
+  const Batch<float> batch = to_float(random_batch(loss, 45, rng));
+  for (const std::vector<double>& params : {std::vector<double>{}, {0.5, 3.0}, {0.25, 2.5}, {0.25, -1.0}}) {
+    EvalOptions eval;
+    eval.gradients = true;
+    eval.params = params;
+    EXPECT_TRUE(same_evaluation(compiled.evaluate<float>(batch, eval),
+                                interpret<float>(loss, std::span<const Array<float>>(batch), eval), "focal_like"))
+        << (params.empty() ? "defaults" : "g = " + std::to_string(params[1]));
+  }
+}
+
 // ---- the command line --------------------------------------------------------------
 
 struct CliResult {
