@@ -111,7 +111,12 @@ Fingerprint fingerprint(const Preset& preset, const Expr& candidate) {
     f.grid = mix(f.grid, static_cast<uint64_t>(cell(v, 0)));
     f.offset_grid = mix(f.offset_grid, static_cast<uint64_t>(cell(v, 0.5)));
   };
-  for (double v : eval.loss) add(v);
+  // Values relative to the first finite one: a constant added to a loss changes
+  // no gradient, so it trains the same (the 30-minute search of issue 8 trained
+  // Log(Sig(X)) - Sin(1), - Sin(2) and - Sin(Sin(1)) for the same AP).
+  const auto finite = std::find_if(eval.loss.begin(), eval.loss.end(), [](double v) { return std::isfinite(v); });
+  const double reference = finite == eval.loss.end() ? 0.0 : *finite;
+  for (double v : eval.loss) add(v - reference);
   for (const Array<double>& g : eval.grads)
     for (double v : g.data) add(v);
   return f;

@@ -6,6 +6,8 @@
 // term hidden under a different shape) by evaluating the candidate and its
 // gradient for the pred input on fixed probe inputs that look like real data
 // of the preset, and hashing the numbers after rounding them to a relative grid.
+// Values count relative to the first finite one, so losses that differ by a
+// constant (the same gradients: they train the same) are one function.
 //
 // Tolerance: values are mapped by asinh (relative for |v| > 1, absolute below)
 // and rounded to cells of kFingerprintTolerance. Two numbers within the
