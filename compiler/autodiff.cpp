@@ -292,8 +292,8 @@ class ReverseSweep {
       case Op::MaxShare: break;  // flat
       // s (g - Σ g·s), s the softmax row.
       case Op::Softmax: give(n, 0, times(self, minus(g, row_dot(g, self)))); break;
-      // g - softmax(x) Σ g. softmax(x), not e^log_softmax(x): the code
-      // generators compute it from the exponentials log_softmax(x) has made.
+      // g - softmax(x) Σ g. softmax(x), not e^log_softmax(x): the LLVM code
+      // generator makes it from the exponentials log_softmax(x) has made.
       case Op::LogSoftmax: give(n, 0, minus(g, times(call(Op::Softmax, {a}), row_sum(g, self)))); break;
       // g e^(x - logsumexp(x)) = g softmax(x).
       case Op::Logsumexp: give(n, 0, times(g, call(Op::Softmax, {a}))); break;
