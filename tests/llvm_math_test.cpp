@@ -132,7 +132,7 @@ void check_routine(const Routine& r) {
       const bool same = (std::isnan(want) && std::isnan(have)) ||
                         (want == have && std::signbit(want) == std::signbit(have)) ||
                         (want == 0 && have != 0 && std::fabs(have) < std::numeric_limits<T>::min());
-      EXPECT_TRUE(same) << name << " at " << xs[i] << ") = " << have << ", libm " << want;
+      EXPECT_TRUE(same) << name << " at x = " << xs[i] << ": " << have << ", libm " << want;
       continue;
     }
     double err = r.curve ? std::fabs(double(have) - double(want)) / std::numeric_limits<T>::epsilon()
