@@ -5,7 +5,6 @@
 // -9 during retraining resumes without training anything twice, the held-out
 // data is generated and handed to the trainer, --detector reaches the trainer.
 #include <gtest/gtest.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -16,32 +15,20 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
-#include <sstream>
 
 #include "compiler/error.hpp"
 #include "search/engine.hpp"
 #include "search/report.hpp"
 #include "search/retrain.hpp"
+#include "fake_trainer_cli.hpp"
 
 namespace lossforge {
 namespace {
 
 namespace fs = std::filesystem;
 using Json = nlohmann::json;
-
-std::vector<std::string> lines(const fs::path& file) {
-  std::ifstream in(file);
-  std::vector<std::string> out;
-  for (std::string line; std::getline(in, line);) out.push_back(line);
-  return out;
-}
-
-std::string text_of(const fs::path& file) {
-  std::ifstream in(file);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using search_test::lines;
+using search_test::text_of;
 
 fs::path test_root() { return fs::temp_directory_path() / ("lossforge-retrain-test-" + std::to_string(::getpid())); }
 
@@ -307,25 +294,9 @@ ap=$(printf '%s %s' "$formula" "$seed" | cksum | awk '{ printf "0.%03d", $1 % 10
 echo "{\"status\":\"ok\",\"message\":\"\",\"AP\":$ap,\"AP50\":$ap,\"seconds\":0.01}" > "$out/metrics.json"
 )SH";
 
-class SearchRetrainCli : public ::testing::Test {
+class SearchRetrainCli : public search_test::FakeTrainerCli {
  protected:
-  void SetUp() override {
-    dir_ = fresh_dir("cli");
-    fs::create_directories(dir_ / "data");
-    trainer_ = (dir_ / "fake-train.sh").string();
-    std::ofstream(trainer_) << kFakeTrainer;
-    ::chmod(trainer_.c_str(), 0755);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
-  int lossforge(const std::string& env, const std::string& args) {
-    const std::string command = env + " " + LOSSFORGE_CLI + " " + args + " > " + (dir_ / "out.txt").string() + " 2>&1";
-    return std::system(command.c_str());
-  }
-  std::string output() const { return text_of(dir_ / "out.txt"); }
-
-  fs::path dir_;
-  std::string trainer_;
+  SearchRetrainCli() : FakeTrainerCli(test_root() / "cli", kFakeTrainer) {}
 };
 
 TEST_F(SearchRetrainCli, SimulationRunEndsWithTheTableAndRetrainOnlyAddsSeeds) {

@@ -4,7 +4,6 @@
 // in the middle resumes to exactly the run that was never killed, and no
 // candidate is trained twice.
 #include <gtest/gtest.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -12,15 +11,16 @@
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "search/proxy.hpp"
+#include "fake_trainer_cli.hpp"
 
 namespace lossforge {
 namespace {
 
 namespace fs = std::filesystem;
 using Json = nlohmann::json;
+using search_test::lines;
 
 // Writes RUN/metrics.json with an AP derived from the formula's text, and logs
 // every training it completed. Formulas with Sqrt are "non-finite"; Exp
@@ -47,32 +47,11 @@ echo "{\"status\":\"ok\",\"message\":\"\",\"AP\":$ap,\"AP50\":$ap,\"seconds\":0.
 done_with 0
 )SH";
 
-class SearchCliTest : public ::testing::Test {
+class SearchCliTest : public search_test::FakeTrainerCli {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("lossforge-search-cli-test-" + std::to_string(::getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_ / "data");
-    trainer_ = (dir_ / "fake-train.sh").string();
-    std::ofstream(trainer_) << kFakeTrainer;
-    ::chmod(trainer_.c_str(), 0755);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
-  // Runs lossforge with `env` prefixed; the wait status.
-  int lossforge(const std::string& env, const std::string& args) {
-    const std::string command = env + " " + LOSSFORGE_CLI + " " + args + " > " + (dir_ / "out.txt").string() + " 2>&1";
-    return std::system(command.c_str());
-  }
-  std::string output() const {
-    std::ifstream in(dir_ / "out.txt");
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-  }
-
-  fs::path dir_;
-  std::string trainer_;
+  SearchCliTest()
+      : FakeTrainerCli(fs::temp_directory_path() / ("lossforge-search-cli-test-" + std::to_string(::getpid())),
+                       kFakeTrainer) {}
 };
 
 std::vector<Json> records(const fs::path& run) {
@@ -87,13 +66,6 @@ std::vector<Json> records(const fs::path& run) {
     }
     out.push_back(r);
   }
-  return out;
-}
-
-std::vector<std::string> lines(const fs::path& file) {
-  std::ifstream in(file);
-  std::vector<std::string> out;
-  for (std::string line; std::getline(in, line);) out.push_back(line);
   return out;
 }
 
