@@ -64,7 +64,7 @@ Command add_emit_command(CLI::App& parent) {
   app->add_option("--dtype", args->dtype, "Floating-point type of the kernel")
       ->check(CLI::IsMember({"f32", "f64"}))
       ->capture_default_str();
-  app->add_flag("--optimized", args->optimized, "LLVM: after the O3 pipeline for this CPU (vectorised), not as generated");
+  app->add_flag("--optimized", args->optimized, "LLVM: after the optimisation passes for this CPU (vectorised), not as generated");
   app->add_flag("--forward-only", args->forward_only, "The loss alone, without its gradients");
   app->footer(
       "Every target computes the loss of each row and the gradients of its pred inputs in one pass.\n"

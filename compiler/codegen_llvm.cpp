@@ -2,11 +2,10 @@
 //
 // Shape of the generated code
 //   lossforge_kernel (external) loads the input and output pointers from their
-//   arrays and calls the row function, which is internal and always inlined:
-//   its pointer arguments are `noalias`, so after inlining the vectoriser knows
-//   that no store to an output can change an input and needs no runtime
-//   overlap checks. The row function computes the uniform nodes (no input
-//   below them) once, then loops over rows [begin, end):
+//   arrays and calls the row function, whose pointer arguments are `noalias`,
+//   so the vectoriser knows that no store to an output can change an input
+//   and needs no runtime overlap checks. The row function computes the
+//   uniform nodes (no input below them) once, then loops over rows [begin, end):
 //     * a `real` node is one SSA value per row;
 //     * a `box` is an input row of 4 values, read by field and box ops;
 //     * a `real[C]` node owns one row of scratch memory. Element-wise real[C]
@@ -14,18 +13,20 @@
 //       order) of the same width are fused into one column loop, which stores
 //       only the values something outside the loop reads. Row-wise ops
 //       (softmax, logsumexp, dot, ...) are their own loops.
-//   Rows of scalar losses (focal, GIoU, ...) vectorise across rows; losses
-//   over real[C] vectorise inside the column loops.
+//   Losses over real[C] vectorise inside the column loops (the row function
+//   is inlined); the others across rows, with no scalar remainder loop (one
+//   copy of the body to compile, every row computed by the same vector code):
+//     * rows of reals (focal, ...): the last partial vector runs masked;
+//     * rows with boxes (GIoU, ...): blocks of one vector (8 rows, 4 in
+//       double), the last block moved back to end at `end`, a range shorter
+//       than a block run on a padded copy (row_blocks, build_entry).
 //
-// Exactness
-//   Each op mirrors compiler/semantics.hpp: the same formula, the same order of
-//   operations, the same constants rounded to T, the same NaN-aware selects
-//   for min/max/clamp/relu and box sides. No fast-math flags: no reassociation,
-//   no FMA contraction, so +, -, *, / round exactly as the interpreter's do.
-//   Row reductions (sum, dot, the row maximum, the softmax denominators) run
-//   in sem::row_sum_of's order, 8 interleaved lanes combined as a halving
-//   tree, emitted as explicit 8-wide vector loops: the interpreter adds in the
-//   same order, so both agree bit for bit and the reductions vectorise.
+// Optimisation
+//   Not LLVM's O3 pipeline but the few passes these kernels need (optimize()):
+//   the IR arrives in SSA form, loops rotated, pointers noalias, so O3's
+//   inliner, IPO, loop canonicalisation and second simplification round find
+//   nothing to do. On every example loss it produced the same IR as O3 in
+//   1/2 to 1/4 of the time (bench/README.md, session 5).
 //
 // Math routines (T = float uses the f-suffixed ones)
 //   exp, log, sin, cos, pow   llvm.exp/log/sin/cos/pow intrinsics. Scalar:
@@ -96,6 +97,17 @@
 #include <llvm/MC/SubtargetFeature.h>
 #include <llvm/MC/TargetRegistry.h>
 #include <llvm/Passes/PassBuilder.h>
+#include <llvm/Transforms/IPO/AlwaysInliner.h>
+#include <llvm/Transforms/IPO/GlobalDCE.h>
+#include <llvm/Transforms/InstCombine/InstCombine.h>
+#include <llvm/Transforms/Scalar/EarlyCSE.h>
+#include <llvm/Transforms/Scalar/LICM.h>
+#include <llvm/Transforms/Scalar/LoopPassManager.h>
+#include <llvm/Transforms/Scalar/SimplifyCFG.h>
+#include <llvm/Transforms/Utils/InjectTLIMappings.h>
+#include <llvm/Transforms/Utils/LCSSA.h>
+#include <llvm/Transforms/Utils/LoopSimplify.h>
+#include <llvm/Transforms/Vectorize/LoopVectorize.h>
 #include <llvm/Support/DynamicLibrary.h>
 #include <llvm/Support/TargetSelect.h>
 #include <llvm/Support/raw_ostream.h>
@@ -103,6 +115,7 @@
 #include <llvm/Target/TargetOptions.h>
 #include <llvm/TargetParser/Host.h>
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <functional>
@@ -564,7 +577,7 @@ class KernelBuilder {
   // for (i = start; i < count; ++i) body, with loop-carried values; returns
   // their values after the loop (the initial ones when it runs zero times).
   using LoopBody = std::function<std::vector<llvm::Value*>(llvm::Value* i, const std::vector<llvm::Value*>& carried)>;
-  enum class Vectorise { Default, Columns };
+  enum class Vectorise { Default, Columns, MaskedTail, Block, Never };
   std::vector<llvm::Value*> loop(llvm::Value* start, llvm::Value* count, const std::vector<llvm::Value*>& initial,
                                  const LoopBody& body, const char* name, Vectorise hint = Vectorise::Default) {
     llvm::Function* f = b_.GetInsertBlock()->getParent();
@@ -585,7 +598,7 @@ class KernelBuilder {
     llvm::Value* i_next = b_.CreateAdd(i, index(1), "", /*HasNUW=*/true, /*HasNSW=*/true);
     llvm::BasicBlock* latch = b_.GetInsertBlock();
     llvm::BranchInst* back = b_.CreateCondBr(b_.CreateICmpSLT(i_next, count), head, done);
-    if (hint == Vectorise::Columns) back->setMetadata(llvm::LLVMContext::MD_loop, column_loop_hints());
+    if (llvm::MDNode* hints = loop_hints(hint)) back->setMetadata(llvm::LLVMContext::MD_loop, hints);
     i->addIncoming(start, before);
     i->addIncoming(i_next, latch);
     for (size_t c = 0; c < phis.size(); ++c) {
@@ -604,20 +617,40 @@ class KernelBuilder {
     return out;
   }
 
-  // A column loop runs over one row of C values, C often not a multiple of
-  // the vector width (81 classes). Left to the vectoriser's cost model it
-  // interleaves 4 vectors of 8 and leaves up to 31 columns to the scalar
-  // remainder loop, whose scalar libm exps cost as much as the vector body
-  // at C = 81. One 256-bit vector per iteration leaves at most 7 (3 in f64).
-  // (Predicating the remainder instead was no faster, bench/README.md.)
-  llvm::MDNode* column_loop_hints() {
-    auto hint = [&](const char* name, int64_t value) {
-      return llvm::MDNode::get(ctx_, {llvm::MDString::get(ctx_, name),
-                                      llvm::ConstantAsMetadata::get(llvm::ConstantInt::get(b_.getInt32Ty(), value))});
-    };
-    std::vector<llvm::Metadata*> operands{nullptr, hint("llvm.loop.vectorize.width", f32_ ? 8 : 4),
-                                          hint("llvm.loop.interleave.count", 1)};
-    llvm::MDNode* id = llvm::MDNode::getDistinct(ctx_, operands);
+  // Loop metadata for each kind of loop.
+  // Columns: a column loop runs over one row of C values, C often not a
+  //   multiple of the vector width (81 classes). Left to the vectoriser's cost
+  //   model it interleaves 4 vectors of 8 and leaves up to 31 columns to the
+  //   scalar remainder loop, whose scalar libm exps cost as much as the vector
+  //   body at C = 81. One 256-bit vector per iteration leaves at most 7 (3 in
+  //   f64). (Predicating the remainder instead was no faster, bench/README.md.)
+  // MaskedTail: rows of reals, the last partial vector masked.
+  // Block: the rows of one block, exactly one vector.
+  // Never: copies of a few rows.
+  llvm::MDNode* loop_hints(Vectorise hint) {
+    const int32_t vector = f32_ ? 8 : 4;
+    switch (hint) {
+      case Vectorise::Default: return nullptr;
+      case Vectorise::Columns:
+        return loop_hints({loop_hint("llvm.loop.vectorize.width", b_.getInt32(vector)),
+                           loop_hint("llvm.loop.interleave.count", b_.getInt32(1))});
+      case Vectorise::MaskedTail:
+        return loop_hints({loop_hint("llvm.loop.vectorize.enable", b_.getTrue()),
+                           loop_hint("llvm.loop.vectorize.predicate.enable", b_.getTrue())});
+      case Vectorise::Block:
+        return loop_hints({loop_hint("llvm.loop.vectorize.enable", b_.getTrue()),
+                           loop_hint("llvm.loop.vectorize.width", b_.getInt32(vector)),
+                           loop_hint("llvm.loop.interleave.count", b_.getInt32(1))});
+      case Vectorise::Never: return loop_hints({loop_hint("llvm.loop.vectorize.enable", b_.getFalse())});
+    }
+    return nullptr;
+  }
+  llvm::MDNode* loop_hint(const char* name, llvm::Constant* value) {
+    return llvm::MDNode::get(ctx_, {llvm::MDString::get(ctx_, name), llvm::ConstantAsMetadata::get(value)});
+  }
+  llvm::MDNode* loop_hints(std::vector<llvm::Metadata*> hints) {
+    hints.insert(hints.begin(), nullptr);  // operand 0 refers to the loop id itself
+    llvm::MDNode* id = llvm::MDNode::getDistinct(ctx_, hints);
     id->replaceOperandWith(0, id);
     return id;
   }
@@ -902,7 +935,7 @@ class KernelBuilder {
           if (n->type().is_real())
             scalar_[n] = b_.CreateLoad(t_, b_.CreateInBoundsGEP(t_, inputs_[i], row_index_));
           else
-            row_[n] = b_.CreateInBoundsGEP(t_, inputs_[i], b_.CreateMul(row_index_, row_widths_[i]));
+            row_[n] = b_.CreateInBoundsGEP(t_, inputs_[i], b_.CreateNSWMul(row_index_, row_widths_[i]));
         }
         return;  // constants and params are uniform: done in the entry block
       case OpKind::Elementwise: {
@@ -939,6 +972,51 @@ class KernelBuilder {
     scalar_[n] = elementwise(*n, args);  // uniform nodes are real and element-wise: no input below them
   }
 
+  // ---- how rows vectorise ----
+
+  // How the rows of a loss vectorise: inside its column loops when it has
+  // real[C] inputs, else across rows. Rows of reals (element-wise losses)
+  // mask their last partial vector; rows with boxes run in blocks, because
+  // their 4-strided loads are 4x as slow masked (and blocks compile in 1.5x
+  // the time of a masked loop for element-wise losses).
+  enum class Rows { Columns, Elements, Blocks };
+  Rows rows_layout() const {
+    bool vec = false, box = false;
+    for (const LossInput& input : loss_.inputs) {
+      vec = vec || input.type.is_vec();
+      box = box || input.type.is_box();
+    }
+    return vec ? Rows::Columns : box ? Rows::Blocks : Rows::Elements;
+  }
+  // One 256-bit vector. (Blocks of two, left to the cost model, ran box
+  // losses 10% faster but compiled random reg candidates in 1.5x the time.)
+  int64_t block_rows() const { return f32_ ? 8 : 4; }  // = loop_hints(Block)'s width
+
+  // for rows [begin, end), end - begin >= block_rows(): a block's loop has
+  // the vector width as its constant trip count, so it becomes one vector
+  // iteration and no scalar remainder loop is generated (less code to
+  // compile, and every row computed by the same vector code). The last block
+  // is moved back to end at `end`, recomputing rows of the one before: a
+  // row's outputs depend on its inputs alone, so they are rewritten with the
+  // same bits. The entry function pads shorter ranges (build_entry).
+  void row_blocks(llvm::Value* begin, llvm::Value* end, const LoopBody& row_body) {
+    const int64_t w = block_rows();
+    llvm::Value* last = b_.CreateSub(end, index(w), "last");
+    llvm::Value* blocks = b_.CreateSDiv(b_.CreateAdd(b_.CreateSub(end, begin), index(w - 1)), index(w), "blocks");
+    loop(
+        index(0), blocks, {},
+        [&](llvm::Value* block, const std::vector<llvm::Value*>&) {
+          llvm::Value* start = b_.CreateAdd(begin, b_.CreateMul(block, index(w)));
+          llvm::Value* base = b_.CreateSelect(b_.CreateICmpSLT(start, last), start, last, "base");
+          const LoopBody block_row = [&](llvm::Value* j, const std::vector<llvm::Value*>& carried) {
+            return row_body(b_.CreateAdd(base, j, "row", /*HasNUW=*/true, /*HasNSW=*/true), carried);
+          };
+          loop(index(0), index(w), {}, block_row, "row", Vectorise::Block);
+          return std::vector<llvm::Value*>{};
+        },
+        "block");
+  }
+
   // ---- functions ----
 
   // void rows(in_0..in_{n-1}, loss, grad_0..grad_{m-1}, params, widths, begin, end, scratch)
@@ -949,7 +1027,8 @@ class KernelBuilder {
     params.insert(params.end(), {ptr_, ptr_, i64_, i64_, ptr_});
     llvm::Function* f = llvm::Function::Create(llvm::FunctionType::get(b_.getVoidTy(), params, false),
                                                llvm::Function::InternalLinkage, "lossforge_rows", module_);
-    f->addFnAttr(llvm::Attribute::AlwaysInline);
+    // Called twice by a blocked entry (build_entry): one copy of the rows.
+    f->addFnAttr(rows_layout() == Rows::Blocks ? llvm::Attribute::NoInline : llvm::Attribute::AlwaysInline);
     f->addFnAttr(llvm::Attribute::NoUnwind);
     // Distinct arrays: inputs are only read, outputs and scratch only through
     // their own pointer. (Two inputs may be the same array: both are read-only.)
@@ -1022,15 +1101,15 @@ class KernelBuilder {
         const InputGradient& grad = kernel_.gradients[g];
         const Type& type = loss_.inputs[grad.input].type;
         if (type.is_vec()) {
-          llvm::Value* out_row = b_.CreateInBoundsGEP(t_, grads_out[g], b_.CreateMul(row, row_widths_[grad.input]));
+          llvm::Value* out_row = b_.CreateInBoundsGEP(t_, grads_out[g], b_.CreateNSWMul(row, row_widths_[grad.input]));
           sinks[grad.input].push_back({grad.parts[0].get(), out_row});
           continue;
         }
-        const int64_t width = type.is_box() ? 4 : 1;
-        for (size_t part = 0; part < grad.parts.size(); ++part) {
-          llvm::Value* at = b_.CreateAdd(b_.CreateMul(row, index(width)), index(int64_t(part)));
-          b_.CreateStore(scalar_.at(grad.parts[part].get()), b_.CreateInBoundsGEP(t_, grads_out[g], at));
-        }
+        // The row's address, then its fields: the vectoriser proves that
+        // these addresses cannot wrap (and adds no run-time check per block).
+        llvm::Value* out_row = b_.CreateInBoundsGEP(t_, grads_out[g], b_.CreateNSWMul(row, index(type.is_box() ? 4 : 1)));
+        for (size_t part = 0; part < grad.parts.size(); ++part)
+          b_.CreateStore(scalar_.at(grad.parts[part].get()), b_.CreateInBoundsGEP(t_, out_row, index(int64_t(part))));
       }
       // Remaining fused loops, each with the gradient rows of its width.
       for (size_t w = 0; w < n_inputs; ++w) {
@@ -1041,8 +1120,15 @@ class KernelBuilder {
       }
       return std::vector<llvm::Value*>{};
     };
+    auto all_rows = [&] {
+      switch (rows_layout()) {
+        case Rows::Columns: loop(begin, end, {}, row_body, "row"); break;
+        case Rows::Elements: loop(begin, end, {}, row_body, "row", Vectorise::MaskedTail); break;
+        case Rows::Blocks: row_blocks(begin, end, row_body); break;
+      }
+    };
     if (exponent_params_.empty()) {
-      loop(begin, end, {}, row_body, "row");
+      all_rows();
     } else {
       // A param in a pow exponent (focal's gamma) is almost always called
       // with its default: the rows are emitted twice, and a call whose
@@ -1068,12 +1154,12 @@ class KernelBuilder {
         else
           emit_uniform(n, param_values);  // over constants, IRBuilder folds it to a constant
       }
-      loop(begin, end, {}, row_body, "row");
+      all_rows();
       b_.CreateBr(done);
 
       scalar_ = general_values;
       b_.SetInsertPoint(general);
-      loop(begin, end, {}, row_body, "row");
+      all_rows();
       b_.CreateBr(done);
       b_.SetInsertPoint(done);
     }
@@ -1100,8 +1186,78 @@ class KernelBuilder {
     for (size_t g = 0; g < kernel_.gradients.size(); ++g)
       args.push_back(b_.CreateLoad(ptr_, b_.CreateInBoundsGEP(ptr_, grads, index(int64_t(g)))));
     args.insert(args.end(), {f->getArg(4), f->getArg(1), f->getArg(5), f->getArg(6), f->getArg(7)});
+    if (rows_layout() != Rows::Blocks) {
+      b_.CreateCall(rows, args);
+      b_.CreateRetVoid();
+      return;
+    }
+    // Rows in blocks need at least one block's rows: a shorter range runs on
+    // copies padded with its last row, and only its own rows are copied back.
+    llvm::Value* begin = f->getArg(5);
+    llvm::Value* count = b_.CreateSub(f->getArg(6), begin, "count");
+    const int64_t w = block_rows();
+    llvm::BasicBlock* direct = llvm::BasicBlock::Create(ctx_, "direct", f);
+    llvm::BasicBlock* short_range = llvm::BasicBlock::Create(ctx_, "short", f);
+    llvm::BasicBlock* padded = llvm::BasicBlock::Create(ctx_, "padded", f);
+    llvm::BasicBlock* done = llvm::BasicBlock::Create(ctx_, "done", f);
+    b_.CreateCondBr(b_.CreateICmpSGE(count, index(w)), direct, short_range);
+    b_.SetInsertPoint(direct);
     b_.CreateCall(rows, args);
+    b_.CreateBr(done);
+    b_.SetInsertPoint(short_range);
+    b_.CreateCondBr(b_.CreateICmpSGT(count, index(0)), padded, done);
+
+    b_.SetInsertPoint(padded);
+    // (array, values per row) of each argument of `rows` that is a row array
+    struct RowArray {
+      size_t arg;
+      int64_t width;
+      bool input;
+    };
+    std::vector<RowArray> arrays;
+    for (size_t i = 0; i < loss_.inputs.size(); ++i) arrays.push_back({i, loss_.inputs[i].type.is_box() ? 4 : 1, true});
+    arrays.push_back({loss_.inputs.size(), 1, false});
+    for (size_t g = 0; g < kernel_.gradients.size(); ++g)
+      arrays.push_back({loss_.inputs.size() + 1 + g, loss_.inputs[kernel_.gradients[g].input].type.is_box() ? 4 : 1, false});
+    std::vector<llvm::Value*> padded_args = args;
+    for (const RowArray& a : arrays)
+      padded_args[a.arg] = create_entry_alloca(f, a.width * w);
+    auto copy_rows = [&](const RowArray& a, llvm::Value* from, llvm::Value* from_row, llvm::Value* to, llvm::Value* to_row) {
+      for (int64_t part = 0; part < a.width; ++part) {
+        auto at = [&](llvm::Value* row) { return b_.CreateAdd(b_.CreateMul(row, index(a.width)), index(part)); };
+        b_.CreateStore(b_.CreateLoad(t_, b_.CreateInBoundsGEP(t_, from, at(from_row))), b_.CreateInBoundsGEP(t_, to, at(to_row)));
+      }
+    };
+    llvm::Value* last = b_.CreateSub(count, index(1));
+    loop(
+        index(0), index(w), {},
+        [&](llvm::Value* j, const std::vector<llvm::Value*>&) {
+          llvm::Value* source = b_.CreateAdd(begin, b_.CreateSelect(b_.CreateICmpSLT(j, last), j, last));
+          for (const RowArray& a : arrays)
+            if (a.input) copy_rows(a, args[a.arg], source, padded_args[a.arg], j);
+          return std::vector<llvm::Value*>{};
+        },
+        "pad", Vectorise::Never);
+    padded_args[padded_args.size() - 3] = index(0);
+    padded_args[padded_args.size() - 2] = index(w);
+    b_.CreateCall(rows, padded_args);
+    loop(
+        index(0), count, {},
+        [&](llvm::Value* j, const std::vector<llvm::Value*>&) {
+          for (const RowArray& a : arrays)
+            if (!a.input) copy_rows(a, padded_args[a.arg], j, args[a.arg], b_.CreateAdd(begin, j));
+          return std::vector<llvm::Value*>{};
+        },
+        "unpad", Vectorise::Never);
+    b_.CreateBr(done);
+    b_.SetInsertPoint(done);
     b_.CreateRetVoid();
+  }
+
+  // `values` of T in f's entry block.
+  llvm::Value* create_entry_alloca(llvm::Function* f, int64_t values) {
+    llvm::IRBuilder<> entry(&f->getEntryBlock(), f->getEntryBlock().begin());
+    return entry.CreateAlloca(t_, index(values));
   }
 
   // int64_t lossforge_scratch_size(const int64_t* widths)
@@ -1169,17 +1325,18 @@ Generated generate(const Kernel& kernel, DType dtype, OptLevel level = OptLevel:
   return g;
 }
 
-// The O3 (Full) or O1 (Quick) pipeline with the host's TargetMachine (cost
-// model and vector width) and libmvec as the vector math library.
-void optimize(Generated& g, OptLevel level) {
+// The passes these kernels need, with the host's TargetMachine (cost model
+// and vector width) and libmvec as the vector math library: inline the row
+// function (its noalias arguments become alias scopes), clean up and hoist
+// what is uniform over rows, map libm calls to their vector variants,
+// vectorise, clean up after the vectoriser. Both tiers run it; they differ in
+// the code generator (host_machine).
+void optimize(Generated& g) {
   llvm::LoopAnalysisManager lam;
   llvm::FunctionAnalysisManager fam;
   llvm::CGSCCAnalysisManager cgam;
   llvm::ModuleAnalysisManager mam;
-  llvm::PipelineTuningOptions tuning;
-  tuning.LoopVectorization = true;
-  tuning.SLPVectorization = true;
-  llvm::PassBuilder builder(g.machine.get(), tuning);
+  llvm::PassBuilder builder(g.machine.get());
   llvm::TargetLibraryInfoImpl library(g.machine->getTargetTriple());
   if (host_target().libmvec)
     library.addVectorizableFunctionsFromVecLib(llvm::TargetLibraryInfoImpl::LIBMVEC_X86, g.machine->getTargetTriple());
@@ -1189,8 +1346,22 @@ void optimize(Generated& g, OptLevel level) {
   builder.registerFunctionAnalyses(fam);
   builder.registerLoopAnalyses(lam);
   builder.crossRegisterProxies(lam, fam, cgam, mam);
-  llvm::ModulePassManager passes = builder.buildPerModuleDefaultPipeline(
-      level == OptLevel::Full ? llvm::OptimizationLevel::O3 : llvm::OptimizationLevel::O1);
+
+  llvm::FunctionPassManager function;
+  function.addPass(llvm::EarlyCSEPass(/*UseMemorySSA=*/true));
+  function.addPass(llvm::InstCombinePass());
+  function.addPass(llvm::SimplifyCFGPass());
+  function.addPass(llvm::createFunctionToLoopPassAdaptor(llvm::LICMPass(llvm::LICMOptions()), /*UseMemorySSA=*/true));
+  function.addPass(llvm::InjectTLIMappings());
+  function.addPass(llvm::LoopSimplifyPass());
+  function.addPass(llvm::LCSSAPass());
+  function.addPass(llvm::LoopVectorizePass());
+  function.addPass(llvm::InstCombinePass());
+  function.addPass(llvm::SimplifyCFGPass());
+  llvm::ModulePassManager passes;
+  passes.addPass(llvm::AlwaysInlinerPass());
+  passes.addPass(llvm::createModuleToFunctionPassAdaptor(std::move(function)));
+  passes.addPass(llvm::GlobalDCEPass());  // the inlined row function
   passes.run(*g.module, mam);
 }
 
@@ -1208,7 +1379,7 @@ std::string emit_file(Generated& g, llvm::CodeGenFileType type) {
 
 std::string emit_ir(const Kernel& kernel, DType dtype, bool optimized) {
   Generated g = generate(kernel, dtype);
-  if (optimized) optimize(g, OptLevel::Full);
+  if (optimized) optimize(g);
   std::string text;
   llvm::raw_string_ostream os(text);
   g.module->print(os, nullptr);
@@ -1217,13 +1388,13 @@ std::string emit_ir(const Kernel& kernel, DType dtype, bool optimized) {
 
 std::string emit_assembly(const Kernel& kernel, DType dtype) {
   Generated g = generate(kernel, dtype);
-  optimize(g, OptLevel::Full);
+  optimize(g);
   return emit_file(g, llvm::CGFT_AssemblyFile);
 }
 
 std::string emit_object(const Kernel& kernel, DType dtype, OptLevel level) {
   Generated g = generate(kernel, dtype, level);
-  optimize(g, level);
+  optimize(g);
   return emit_file(g, llvm::CGFT_ObjectFile);
 }
 

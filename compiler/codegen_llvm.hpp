@@ -40,17 +40,17 @@ using KernelFunction = void (*)(const T* const* inputs, const int64_t* widths, T
                                 const double* params, int64_t begin, int64_t end, T* scratch);
 using ScratchFunction = int64_t (*)(const int64_t* widths);
 
-// The LLVM IR of the kernel as text: as generated, or after the O3 pipeline
+// The LLVM IR of the kernel as text: as generated, or after the optimisation passes
 // (vectorised for the host CPU).
 std::string emit_ir(const Kernel& kernel, DType dtype, bool optimized);
 // The optimised kernel as host assembly (for tests that look for vector code).
 std::string emit_assembly(const Kernel& kernel, DType dtype);
-// How hard LLVM works on a kernel. Full: the O3 pipeline and the aggressive
-// code generator, for kernels that run on millions of rows. Quick: the O1
-// pipeline (still vectorised) and the fast instruction selector, about half
-// the compile time for code up to 2x slower on row-wise losses and about as
-// fast on element-wise and box losses (bench/README.md), for kernels that run
-// a few times: REPL lines, one-off `eval`s, screening search candidates.
+// How hard LLVM works on a kernel. Both run the same vectorising passes.
+// Full: the aggressive code generator, for kernels that run on millions of
+// rows. Quick: the fast instruction selector and register allocator, about
+// half the compile time for code up to 2x slower on row-wise losses and about
+// as fast on element-wise and box losses (bench/README.md), for kernels that
+// run a few times: REPL lines, one-off `eval`s.
 enum class OptLevel { Full, Quick };
 
 // The optimised kernel as a relocatable object file for the host CPU, ready

@@ -238,8 +238,8 @@ struct CompileOptions {
   // "binary_cls" or "reg".
   std::string preset;
   Backend backend = Backend::Auto;
-  // LLVM: compile in about half the time (LLVM's O1 pipeline and fast
-  // instruction selector) for code that is as fast on element-wise and box
+  // LLVM: compile in about half the time (LLVM's fast instruction selector
+  // and register allocator) for code that is as fast on element-wise and box
   // losses and up to 2x slower on row-wise ones; for kernels run a few times.
   bool quick_compile = false;
   // Names the text in diagnostics ("my_loss.loss:3:7: error: ...").
