@@ -45,7 +45,10 @@
 //       Autoloss-B cls was 1.7x the interpreter). They are emitted inline from
 //       +, -, *, /, sqrt, selects, llvm.fmuladd (fused on FMA hosts) and
 //       llvm.exp (libmvec in vector loops), without control flow, so they
-//       vectorise (see KernelBuilder::tanh, atan, erf, erfc, hypot1):
+//       vectorise (see KernelBuilder::tanh, atan, erf, erfc, hypot1). Where
+//       branches divide, the quotient's operands are selected before one
+//       division (the same bits; divisions are the slowest vector
+//       instructions here: sigmoid, atan, erf, erfc):
 //         tanh   Cephes tanh/tanhf: |x| + |x| x² R(x²) below 0.625, else
 //                1 - 2/(e^(2|x|) + 1); sign by copysign.
 //         atan   Cephes atan/atanf: reduction by tan(3π/8) and 0.66 (float:
@@ -54,7 +57,7 @@
 //         erf, erfc   Sun fdlibm s_erf.c (what glibc's erf/erfc and, with the
 //                coefficients rounded to float, erff/erfcf compute): rational
 //                approximations on |x| < 0.84375, < 1.25, < 1/0.35, < 28, all
-//                evaluated and one selected; the tails as
+//                evaluated and one selected (4 divisions, not 6); the tails as
 //                exp(-t² - 0.5625) exp((t-a)(t+a) + R/S) / a with t = a
 //                truncated so that t² is exact.
 //         hypot(1, u) (salf)   √(1 + u²), or |u| where that is the correctly
@@ -356,8 +359,10 @@ class KernelBuilder {
     llvm::Value* ax = fabs(x);
     llvm::Value* big = b_.CreateFCmpOGT(ax, k(2.41421356237309504880));
     llvm::Value* mid = b_.CreateFCmpOGT(ax, k(f32_ ? 0.4142135623730950 : 0.66));
-    llvm::Value* r = select(big, b_.CreateFDiv(k(-1), ax),
-                            select(mid, b_.CreateFDiv(b_.CreateFSub(ax, k(1)), b_.CreateFAdd(ax, k(1))), ax));
+    // r = -1/|x|, (|x|-1)/(|x|+1) or |x|/1 (exactly |x|): one division of
+    // the selected numerator and denominator.
+    llvm::Value* r = b_.CreateFDiv(select(big, k(-1), select(mid, b_.CreateFSub(ax, k(1)), ax)),
+                                   select(big, ax, select(mid, b_.CreateFAdd(ax, k(1)), k(1))));
     llvm::Value* y0 = select(big, k(sem::kPi / 2), select(mid, k(sem::kPi / 4), k(0)));
     llvm::Value* s = b_.CreateFMul(r, r);
     llvm::Value* y;
@@ -385,41 +390,51 @@ class KernelBuilder {
     llvm::Value* near_1;  // [0.84375, 1.25): erf(|x|) = erx + near_1
     llvm::Value* tail;    // [1.25, 28): erfc(|x|) = tail
   };
-  llvm::Value* erf_tiny_y(llvm::Value* x) {
+  // A rational approximation p / q, kept apart so that the intervals that
+  // exclude each other can select their p and q and divide once: the same
+  // bits as dividing each and selecting.
+  struct Ratio {
+    llvm::Value* p;
+    llvm::Value* q;
+  };
+  llvm::Value* divide_selected(llvm::Value* first, const Ratio& a, const Ratio& b) {
+    return b_.CreateFDiv(select(first, a.p, b.p), select(first, a.q, b.q));
+  }
+  Ratio erf_tiny_ratio(llvm::Value* x) {
     llvm::Value* z = b_.CreateFMul(x, x);
-    return b_.CreateFDiv(
-        horner(z, {-2.37630166566501626084e-05, -5.77027029648944159157e-03, -2.84817495755985104766e-02,
-                   -3.25042107247001499370e-01, 1.28379167095512558561e-01}),
-        horner(z, {-3.96022827877536812320e-06, 1.32494738004321644526e-04, 5.08130628187576562776e-03,
-                   6.50222499887672944485e-02, 3.97917223959155352819e-01, 1.0}));
+    return {horner(z, {-2.37630166566501626084e-05, -5.77027029648944159157e-03, -2.84817495755985104766e-02,
+                       -3.25042107247001499370e-01, 1.28379167095512558561e-01}),
+            horner(z, {-3.96022827877536812320e-06, 1.32494738004321644526e-04, 5.08130628187576562776e-03,
+                       6.50222499887672944485e-02, 3.97917223959155352819e-01, 1.0})};
   }
   ErfParts erf_parts(llvm::Value* x) {
     ErfParts e;
     e.ax = fabs(x);
-    e.tiny_y = erf_tiny_y(x);
     llvm::Value* s = b_.CreateFSub(e.ax, k(1));
-    e.near_1 = b_.CreateFDiv(
+    const Ratio near_1{
         horner(s, {-2.16637559486879084300e-03, 3.54783043256182359371e-02, -1.10894694282396677476e-01,
                    3.18346619901161753674e-01, -3.72207876035701323847e-01, 4.14856118683748331666e-01,
                    -2.36211856075265944077e-03}),
         horner(s, {1.19844998467991074170e-02, 1.36370839120290507362e-02, 1.26171219808761642112e-01,
-                   7.18286544141962662868e-02, 5.40397917702171048937e-01, 1.06420880400844228286e-01, 1.0}));
+                   7.18286544141962662868e-02, 5.40397917702171048937e-01, 1.06420880400844228286e-01, 1.0})};
+    // tiny_y and near_1 are read on intervals that exclude each other.
+    e.tiny_y = e.near_1 = divide_selected(lt(e.ax, 0.84375), erf_tiny_ratio(x), near_1);
     llvm::Value* w = b_.CreateFDiv(k(1), b_.CreateFMul(e.ax, e.ax));
-    llvm::Value* ra = b_.CreateFDiv(
+    const Ratio ra{
         horner(w, {-9.81432934416914548592e+00, -8.12874355063065934246e+01, -1.84605092906711035994e+02,
                    -1.62396669462573470355e+02, -6.23753324503260060396e+01, -1.05586262253232909814e+01,
                    -6.93858572707181764372e-01, -9.86494403484714822705e-03}),
         horner(w, {-6.04244152148580987438e-02, 6.57024977031928170135e+00, 1.08635005541779435134e+02,
                    4.29008140027567833386e+02, 6.45387271733267880336e+02, 4.34565877475229228821e+02,
-                   1.37657754143519042600e+02, 1.96512716674392571292e+01, 1.0}));
-    llvm::Value* rb = b_.CreateFDiv(
+                   1.37657754143519042600e+02, 1.96512716674392571292e+01, 1.0})};
+    const Ratio rb{
         horner(w, {-4.83519191608651397019e+02, -1.02509513161107724954e+03, -6.37566443368389627722e+02,
                    -1.60636384855821916062e+02, -1.77579549177547519889e+01, -7.99283237680523006574e-01,
                    -9.86494292470009928597e-03}),
         horner(w, {-2.24409524465858183362e+01, 4.74528541206955367215e+02, 2.55305040643316442583e+03,
                    3.19985821950859553908e+03, 1.53672958608443695994e+03, 3.25792512996573918826e+02,
-                   3.03380607434824582924e+01, 1.0}));
-    llvm::Value* rs = select(lt(e.ax, 1 / 0.35), ra, rb);
+                   3.03380607434824582924e+01, 1.0})};
+    llvm::Value* rs = divide_selected(lt(e.ax, 1 / 0.35), ra, rb);
     // erfc(a) = exp(-a² - 0.5625 + R/S) / a, with a² split as t² + (a-t)(a+t):
     // t is a with its low mantissa bits cleared, so t² is exact.
     llvm::Type* int_type = f32_ ? b_.getInt32Ty() : b_.getInt64Ty();
@@ -441,8 +456,11 @@ class KernelBuilder {
                   select(lt(e.ax, 1.25), near_1, select(ge(e.ax, 6), copysign(k(1), x), tail)));
   }
   // erf on |x| < 0.84375 (or NaN), where it is the first interval's formula
-  // alone: a sixth of the work, one division instead of six.
-  llvm::Value* erf_of_small(llvm::Value* x) { return fmuladd(x, erf_tiny_y(x), x); }
+  // alone: a sixth of the work, one division instead of four.
+  llvm::Value* erf_of_small(llvm::Value* x) {
+    const Ratio tiny = erf_tiny_ratio(x);
+    return fmuladd(x, b_.CreateFDiv(tiny.p, tiny.q), x);
+  }
   llvm::Value* erfc(llvm::Value* x) {
     const ErfParts e = erf_parts(x);
     llvm::Value* xy = b_.CreateFMul(x, e.tiny_y);
@@ -524,12 +542,12 @@ class KernelBuilder {
         return b_.CreateFAdd(positive, log1p_of_small(exp(b_.CreateFNeg(fabs(a[0])))));
       }
       case Op::Sigmoid: {
-        // The two branches exponentiate -a (a >= 0) and a (a < 0): both are
-        // exp(-|a|), so one exp serves both and the select vectorises.
+        // The two branches, 1 / (1 + e^-a) for a >= 0 and e^a / (1 + e^a)
+        // otherwise, both use e = exp(-|a|): one exp serves both, and the
+        // numerator is selected before the one division (the same bits as
+        // dividing twice and selecting, in half the divider time).
         llvm::Value* e = exp(b_.CreateFNeg(fabs(a[0])));
-        llvm::Value* one_plus = b_.CreateFAdd(k(1), e);
-        return b_.CreateSelect(b_.CreateFCmpOGE(a[0], k(0)), b_.CreateFDiv(k(1), one_plus),
-                               b_.CreateFDiv(e, one_plus));
+        return b_.CreateFDiv(b_.CreateSelect(b_.CreateFCmpOGE(a[0], k(0)), k(1), e), b_.CreateFAdd(k(1), e));
       }
       case Op::Serf: {  // (erf((√π/2)·a / 2) + 1) / 2
         llvm::Value* x = b_.CreateFDiv(b_.CreateFMul(k(sem::kSqrtPi / 2), a[0]), k(2));
