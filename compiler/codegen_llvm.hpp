@@ -50,7 +50,7 @@ std::string emit_assembly(const Kernel& kernel, DType dtype);
 // rows. Quick: the fast instruction selector and register allocator, about
 // half the compile time for code up to 2x slower on row-wise losses and about
 // as fast on element-wise and box losses (bench/README.md), for kernels that
-// run a few times: REPL lines, one-off `eval`s.
+// run a few times (CompileOptions::quick_compile in lossforge/lossforge.hpp).
 enum class OptLevel { Full, Quick };
 
 // The optimised kernel as a relocatable object file for the host CPU, ready
