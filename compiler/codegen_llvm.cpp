@@ -13,13 +13,14 @@
 //       order) of the same width are fused into one column loop, which stores
 //       only the values something outside the loop reads. Row-wise ops
 //       (softmax, logsumexp, dot, ...) are their own loops.
-//   Losses over real[C] vectorise inside the column loops (the row function
-//   is inlined); the others across rows, with no scalar remainder loop (one
-//   copy of the body to compile, every row computed by the same vector code):
+//   Losses over real[C] vectorise inside the column loops; the others across
+//   rows, with no scalar remainder loop (one copy of the body to compile,
+//   every row computed by the same vector code):
 //     * rows of reals (focal, ...): the last partial vector runs masked;
 //     * rows with boxes (GIoU, ...): blocks of one vector (8 rows, 4 in
 //       double), the last block moved back to end at `end`, a range shorter
-//       than a block run on a padded copy (row_blocks, build_entry).
+//       than a block run on a padded copy (row_blocks, build_entry). The
+//       entry calls the row function twice then; else it is inlined.
 //
 // Optimisation
 //   Not LLVM's O3 pipeline but the few passes these kernels need (optimize()):
@@ -28,6 +29,16 @@
 //   nothing but attributes and block names. Against O3 on the same IR: the
 //   same vector loops and run times, compiles 1.3-2x faster (bench/README.md,
 //   session 5).
+//
+// Exactness
+//   Each op mirrors compiler/semantics.hpp: the same formula, the same order of
+//   operations, the same constants rounded to T, the same NaN-aware selects
+//   for min/max/clamp/relu and box sides. No fast-math flags: no reassociation,
+//   no FMA contraction, so +, -, *, / round exactly as the interpreter's do.
+//   Row reductions (sum, dot, the row maximum, the softmax denominators) run
+//   in sem::row_sum_of's order, 8 interleaved lanes combined as a halving
+//   tree, emitted as explicit 8-wide vector loops: the interpreter adds in the
+//   same order, so both agree bit for bit and the reductions vectorise.
 //
 // Math routines (T = float uses the f-suffixed ones)
 //   exp, log, sin, cos, pow   llvm.exp/log/sin/cos/pow intrinsics. Scalar:
@@ -1010,6 +1021,7 @@ class KernelBuilder {
   // One 256-bit vector. (Blocks of two, left to the cost model, ran box
   // losses 10% faster but compiled random reg candidates in 1.5x the time.)
   int64_t block_rows() const { return f32_ ? 8 : 4; }  // = loop_hints(Block)'s width
+  static int64_t values_per_row(const Type& type) { return type.is_box() ? 4 : 1; }  // of a real or box
 
   // for rows [begin, end), end - begin >= block_rows(): a block's loop has
   // the vector width as its constant trip count, so it becomes one vector
@@ -1126,7 +1138,7 @@ class KernelBuilder {
         }
         // The row's address, then its fields: the vectoriser proves that
         // these addresses cannot wrap (and adds no run-time check per block).
-        llvm::Value* out_row = b_.CreateInBoundsGEP(t_, grads_out[g], b_.CreateNSWMul(row, index(type.is_box() ? 4 : 1)));
+        llvm::Value* out_row = b_.CreateInBoundsGEP(t_, grads_out[g], b_.CreateNSWMul(row, index(values_per_row(type))));
         for (size_t part = 0; part < grad.parts.size(); ++part)
           b_.CreateStore(scalar_.at(grad.parts[part].get()), b_.CreateInBoundsGEP(t_, out_row, index(int64_t(part))));
       }
@@ -1227,24 +1239,29 @@ class KernelBuilder {
     b_.CreateCondBr(b_.CreateICmpSGT(count, index(0)), padded, done);
 
     b_.SetInsertPoint(padded);
-    // (array, values per row) of each argument of `rows` that is a row array
+    // The arguments of `rows` that are arrays of rows: copied in (inputs) or
+    // out (the loss and the gradients).
     struct RowArray {
       size_t arg;
       int64_t width;
       bool input;
     };
     std::vector<RowArray> arrays;
-    for (size_t i = 0; i < loss_.inputs.size(); ++i) arrays.push_back({i, loss_.inputs[i].type.is_box() ? 4 : 1, true});
-    arrays.push_back({loss_.inputs.size(), 1, false});
+    const size_t n_inputs = loss_.inputs.size();
+    for (size_t i = 0; i < n_inputs; ++i) arrays.push_back({i, values_per_row(loss_.inputs[i].type), true});
+    arrays.push_back({n_inputs, 1, false});
     for (size_t g = 0; g < kernel_.gradients.size(); ++g)
-      arrays.push_back({loss_.inputs.size() + 1 + g, loss_.inputs[kernel_.gradients[g].input].type.is_box() ? 4 : 1, false});
+      arrays.push_back({n_inputs + 1 + g, values_per_row(loss_.inputs[kernel_.gradients[g].input].type), false});
     std::vector<llvm::Value*> padded_args = args;
     for (const RowArray& a : arrays)
       padded_args[a.arg] = create_entry_alloca(f, a.width * w);
-    auto copy_rows = [&](const RowArray& a, llvm::Value* from, llvm::Value* from_row, llvm::Value* to, llvm::Value* to_row) {
+    // Row `from_row` of array `from` to row `to_row` of `to`.
+    auto copy_row = [&](const RowArray& a, llvm::Value* from, llvm::Value* from_row, llvm::Value* to, llvm::Value* to_row) {
       for (int64_t part = 0; part < a.width; ++part) {
-        auto at = [&](llvm::Value* row) { return b_.CreateAdd(b_.CreateMul(row, index(a.width)), index(part)); };
-        b_.CreateStore(b_.CreateLoad(t_, b_.CreateInBoundsGEP(t_, from, at(from_row))), b_.CreateInBoundsGEP(t_, to, at(to_row)));
+        auto at = [&](llvm::Value* array, llvm::Value* row) {
+          return b_.CreateInBoundsGEP(t_, array, b_.CreateAdd(b_.CreateMul(row, index(a.width)), index(part)));
+        };
+        b_.CreateStore(b_.CreateLoad(t_, at(from, from_row)), at(to, to_row));
       }
     };
     llvm::Value* last = b_.CreateSub(count, index(1));
@@ -1253,18 +1270,19 @@ class KernelBuilder {
         [&](llvm::Value* j, const std::vector<llvm::Value*>&) {
           llvm::Value* source = b_.CreateAdd(begin, b_.CreateSelect(b_.CreateICmpSLT(j, last), j, last));
           for (const RowArray& a : arrays)
-            if (a.input) copy_rows(a, args[a.arg], source, padded_args[a.arg], j);
+            if (a.input) copy_row(a, args[a.arg], source, padded_args[a.arg], j);
           return std::vector<llvm::Value*>{};
         },
         "pad", Vectorise::Never);
-    padded_args[padded_args.size() - 3] = index(0);
-    padded_args[padded_args.size() - 2] = index(w);
+    const size_t begin_arg = args.size() - 3, end_arg = args.size() - 2;  // (..., begin, end, scratch)
+    padded_args[begin_arg] = index(0);
+    padded_args[end_arg] = index(w);
     b_.CreateCall(rows, padded_args);
     loop(
         index(0), count, {},
         [&](llvm::Value* j, const std::vector<llvm::Value*>&) {
           for (const RowArray& a : arrays)
-            if (!a.input) copy_rows(a, padded_args[a.arg], j, args[a.arg], b_.CreateAdd(begin, j));
+            if (!a.input) copy_row(a, padded_args[a.arg], j, args[a.arg], b_.CreateAdd(begin, j));
           return std::vector<llvm::Value*>{};
         },
         "unpad", Vectorise::Never);
