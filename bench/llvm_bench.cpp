@@ -91,10 +91,28 @@ void register_workload(const Workload& w) {
         ->Unit(benchmark::kMillisecond)
         ->UseRealTime();
   }
+  // llvm_into/1t: the same kernel as llvm/1t writing into buffers allocated
+  // once (CompiledLoss::evaluate_into, as the LibTorch op and the embedding
+  // API call it): the kernel alone, without zero-filling fresh result arrays.
+  auto compiled = std::make_shared<CompiledLoss>(CompiledLoss::compile(w.loss));
+  benchmark::RegisterBenchmark(("llvm_into/1t/" + w.name).c_str(), [w, eval, compiled](benchmark::State& state) {
+    const std::vector<ArrayView<float>> views = views_of(std::span<const Array<float>>(w.inputs));
+    std::vector<float> loss(w.units);
+    std::vector<std::vector<float>> grads;
+    std::vector<float*> grad_rows;
+    for (size_t index : w.loss.pred_inputs()) grads.emplace_back(w.inputs[index].data.size());
+    for (std::vector<float>& g : grads) grad_rows.push_back(g.data());
+    for (auto _ : state) {
+      compiled->evaluate_into<float>(views, eval, loss.data(), grad_rows);
+      benchmark::DoNotOptimize(loss.data());
+    }
+    set_rate(state, w.units, w.unit, w.per_unit);
+  })->Unit(benchmark::kMillisecond)->UseRealTime();
 }
 
 // The hand-written baselines write into preallocated outputs, as a person's
-// loop would; the JIT rows include allocating their result arrays.
+// loop would (compare llvm_into/1t); the llvm/ rows include allocating their
+// result arrays.
 void register_handwritten(const std::vector<Array<float>>& focal, const std::vector<Array<float>>& boxes) {
   benchmark::RegisterBenchmark("cpp/focal", [focal](benchmark::State& state) {
     std::vector<float> loss(kElements), grad(kElements);

@@ -51,8 +51,8 @@ struct RowBatch {
   bool gradients = false;
 };
 
-// A batch as the engines take it: arrays that own a copy of the caller's
-// views (a copy costs little next to evaluating), and the evaluation options.
+// A batch as the interpreter takes it: arrays that own a copy of the caller's
+// views (a copy costs little next to interpreting), and the evaluation options.
 template <class T>
 std::pair<std::vector<Array<T>>, EvalOptions> engine_inputs(const RowBatch<T>& batch) {
   std::pair<std::vector<Array<T>>, EvalOptions> out;
@@ -122,13 +122,26 @@ class LlvmEngine final : public RowEngine {
     return *slot;
   }
 
+  // The kernel reads the caller's values where they are (no copy).
   template <class T>
   RowResults<T> run(const RowBatch<T>& batch) const {
-    const auto [arrays, options] = engine_inputs(batch);
-    Evaluation<T> evaluation = compiled<T>().template evaluate<T>(std::span<const Array<T>>(arrays), options);
+    std::vector<ArrayView<T>> views;
+    for (const api::InputView<T>& view : batch.inputs)
+      views.push_back({view.values.data(), batch.rows, view.width, view.values.size()});
+    EvalOptions options;
+    options.gradients = batch.gradients;
+    options.params.assign(batch.params.begin(), batch.params.end());
     RowResults<T> out;
-    out.loss = std::move(evaluation.loss);
-    for (Array<T>& gradient : evaluation.grads) out.gradients.push_back(std::move(gradient.data));
+    out.loss.resize(batch.rows);
+    std::vector<T*> grads;
+    if (batch.gradients) {
+      out.gradients.reserve(loss_.pred_inputs().size());  // the pointers into them stay valid
+      for (size_t index : loss_.pred_inputs()) {
+        out.gradients.emplace_back(batch.rows * batch.inputs[index].width);
+        grads.push_back(out.gradients.back().data());
+      }
+    }
+    compiled<T>().template evaluate_into<T>(views, options, out.loss.data(), grads);
     return out;
   }
 

@@ -55,14 +55,14 @@ size_t BatchShape::width_of(const Type& type) const {
 }
 
 template <class T>
-BatchShape check_inputs(const Loss& loss, std::span<const Array<T>> inputs) {
+BatchShape check_inputs(const Loss& loss, std::span<const ArrayView<T>> inputs) {
   if (inputs.size() != loss.inputs.size())
     throw InputError("loss " + quoted(loss.name) + " takes " + plural(loss.inputs.size(), "input") + " (" +
                      name_list(loss.inputs) + ") but got " + plural(inputs.size(), "array"));
   BatchShape shape;
   for (size_t i = 0; i < inputs.size(); ++i) {
     const LossInput& in = loss.inputs[i];
-    const Array<T>& array = inputs[i];
+    const ArrayView<T>& array = inputs[i];
     const std::string name = "input " + quoted(in.name);
     switch (in.type.kind()) {
       case Type::Kind::Real:
@@ -91,8 +91,8 @@ BatchShape check_inputs(const Loss& loss, std::span<const Array<T>> inputs) {
         break;
       }
     }
-    if (array.data.size() != array.rows * array.width)
-      throw InputError(name + " holds " + plural(array.data.size(), "value") + " but " +
+    if (array.size != array.rows * array.width)
+      throw InputError(name + " holds " + plural(array.size, "value") + " but " +
                        plural(array.rows, "row") + " of " + std::to_string(array.width) + " need " +
                        std::to_string(array.rows * array.width));
     if (i == 0)
@@ -116,7 +116,7 @@ std::vector<double> param_values(const Loss& loss, const EvalOptions& options) {
   return options.params;
 }
 
-template BatchShape check_inputs(const Loss&, std::span<const Array<float>>);
-template BatchShape check_inputs(const Loss&, std::span<const Array<double>>);
+template BatchShape check_inputs(const Loss&, std::span<const ArrayView<float>>);
+template BatchShape check_inputs(const Loss&, std::span<const ArrayView<double>>);
 
 }  // namespace lossforge

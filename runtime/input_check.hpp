@@ -38,9 +38,13 @@ struct BatchShape {
 // same C or from a numeric width, a box not 4 wide, a real not 1 wide, an array
 // whose data does not hold rows x width values.
 template <class T>
-BatchShape check_inputs(const Loss& loss, std::span<const Array<T>> inputs);
-extern template BatchShape check_inputs(const Loss&, std::span<const Array<float>>);
-extern template BatchShape check_inputs(const Loss&, std::span<const Array<double>>);
+BatchShape check_inputs(const Loss& loss, std::span<const ArrayView<T>> inputs);
+template <class T>
+BatchShape check_inputs(const Loss& loss, std::span<const Array<T>> inputs) {
+  return check_inputs<T>(loss, views_of(inputs));
+}
+extern template BatchShape check_inputs(const Loss&, std::span<const ArrayView<float>>);
+extern template BatchShape check_inputs(const Loss&, std::span<const ArrayView<double>>);
 
 // The values of the loss params: options.params, or the defaults when it is
 // empty. Throws InputError when the count is wrong.

@@ -87,51 +87,80 @@ struct CompiledLoss::Impl {
 
   template <class T>
   Evaluation<T> evaluate(std::span<const Array<T>> inputs, const EvalOptions& eval) const {
+    const std::vector<ArrayView<T>> views = views_of(inputs);
+    const BatchShape shape = check_call<T>(views, eval);
+    Evaluation<T> result;
+    result.loss.resize(shape.rows);
+    std::vector<T*> grad_rows;
+    if (eval.gradients)
+      for (size_t index : loss.pred_inputs()) {
+        result.grads.emplace_back(shape.rows, inputs[index].width);
+        grad_rows.push_back(result.grads.back().data.data());
+      }
+    run<T>(views, shape, eval, result.loss.data(), grad_rows);
+    return result;
+  }
+
+  template <class T>
+  void evaluate_into(std::span<const ArrayView<T>> inputs, const EvalOptions& eval, T* loss_out,
+                     std::span<T* const> grads_out) const {
+    const BatchShape shape = check_call<T>(inputs, eval);
+    if (eval.gradients && grads_out.size() != loss.pred_inputs().size())
+      throw std::invalid_argument("CompiledLoss::evaluate_into: '" + loss.name + "' has " +
+                                  std::to_string(loss.pred_inputs().size()) + " pred inputs but got " +
+                                  std::to_string(grads_out.size()) + " gradient buffers");
+    run<T>(inputs, shape, eval, loss_out, eval.gradients ? grads_out : std::span<T* const>{});
+  }
+
+  template <class T>
+  BatchShape check_call(std::span<const ArrayView<T>> inputs, const EvalOptions& eval) const {
     if ((options.dtype == DType::F32) != std::is_same_v<T, float>)
       throw std::invalid_argument("CompiledLoss::evaluate: '" + loss.name + "' was compiled for " +
                                   dtype_name(options.dtype));
     if (eval.gradients && !gradients && !loss.pred_inputs().empty())
       throw std::invalid_argument("CompiledLoss::evaluate: '" + loss.name + "' was compiled without gradients");
-    const BatchShape shape = check_inputs(loss, inputs);
+    return check_inputs<T>(loss, inputs);
+  }
+
+  // The kernel over checked inputs, split over threads. `grads` holds one
+  // buffer per pred input, or none: a gradient kernel always writes its
+  // gradients, then into buffers that are dropped.
+  template <class T>
+  void run(std::span<const ArrayView<T>> inputs, const BatchShape& shape, const EvalOptions& eval, T* loss_out,
+           std::span<T* const> grads) const {
+    if (shape.rows == 0) return;
     const std::vector<double> params = param_values(loss, eval);
-
-    Evaluation<T> result;
-    result.loss.resize(shape.rows);
-    // A gradient kernel always writes its gradients: into the result, or into
-    // buffers that are dropped when the caller asked for values only.
-    std::vector<Array<T>> grads;
-    if (gradients)
-      for (size_t index : loss.pred_inputs()) grads.emplace_back(shape.rows, inputs[index].width);
-    if (shape.rows > 0) {
-      std::vector<const T*> input_rows;
-      std::vector<int64_t> widths;
-      for (const Array<T>& a : inputs) {
-        input_rows.push_back(a.data.data());
-        widths.push_back(int64_t(a.width));
-      }
-      std::vector<T*> grad_rows;
-      for (Array<T>& g : grads) grad_rows.push_back(g.data.data());
-
-      // Split into chunks of whole kRowAlignment blocks, at most one per thread.
-      const size_t rows = shape.rows;
-      const size_t wanted = std::min(thread_count(), std::max<size_t>(1, rows / std::max<size_t>(1, options.min_rows_per_thread)));
-      const size_t blocks = (rows + kRowAlignment - 1) / kRowAlignment;
-      const size_t tasks = std::max<size_t>(1, std::min(wanted, blocks));
-      const size_t blocks_per_task = (blocks + tasks - 1) / tasks;
-      // Work space before any thread starts, so that no task can fail.
-      const size_t scratch_values = size_t(scratch_size(widths.data()));
-      std::vector<std::vector<T>> scratch(tasks, std::vector<T>(std::max<size_t>(scratch_values, 1)));
-      auto run = llvm_codegen::KernelFunction<T>(kernel);
-      parallel_for(tasks, tasks, [&](size_t t) {
-        const size_t begin = std::min(rows, t * blocks_per_task * kRowAlignment);
-        const size_t end = std::min(rows, (t + 1) * blocks_per_task * kRowAlignment);
-        if (begin < end)
-          run(input_rows.data(), widths.data(), result.loss.data(), grad_rows.data(), params.data(), int64_t(begin),
-              int64_t(end), scratch[t].data());
-      });
+    std::vector<const T*> input_rows;
+    std::vector<int64_t> widths;
+    for (const ArrayView<T>& a : inputs) {
+      input_rows.push_back(a.data);
+      widths.push_back(int64_t(a.width));
     }
-    if (eval.gradients) result.grads = std::move(grads);
-    return result;
+    std::vector<T*> grad_rows(grads.begin(), grads.end());
+    std::vector<std::vector<T>> dropped;
+    if (gradients && grad_rows.empty())
+      for (size_t index : loss.pred_inputs()) {
+        dropped.emplace_back(shape.rows * inputs[index].width);
+        grad_rows.push_back(dropped.back().data());
+      }
+
+    // Split into chunks of whole kRowAlignment blocks, at most one per thread.
+    const size_t rows = shape.rows;
+    const size_t wanted = std::min(thread_count(), std::max<size_t>(1, rows / std::max<size_t>(1, options.min_rows_per_thread)));
+    const size_t blocks = (rows + kRowAlignment - 1) / kRowAlignment;
+    const size_t tasks = std::max<size_t>(1, std::min(wanted, blocks));
+    const size_t blocks_per_task = (blocks + tasks - 1) / tasks;
+    // Work space before any thread starts, so that no task can fail.
+    const size_t scratch_values = size_t(scratch_size(widths.data()));
+    std::vector<std::vector<T>> scratch(tasks, std::vector<T>(std::max<size_t>(scratch_values, 1)));
+    auto kernel_function = llvm_codegen::KernelFunction<T>(kernel);
+    parallel_for(tasks, tasks, [&](size_t t) {
+      const size_t begin = std::min(rows, t * blocks_per_task * kRowAlignment);
+      const size_t end = std::min(rows, (t + 1) * blocks_per_task * kRowAlignment);
+      if (begin < end)
+        kernel_function(input_rows.data(), widths.data(), loss_out, grad_rows.data(), params.data(), int64_t(begin),
+                        int64_t(end), scratch[t].data());
+    });
   }
 };
 
@@ -211,6 +240,12 @@ Evaluation<T> CompiledLoss::evaluate(std::span<const Array<T>> inputs, const Eva
   return impl_->evaluate<T>(inputs, options);
 }
 
+template <class T>
+void CompiledLoss::evaluate_into(std::span<const ArrayView<T>> inputs, const EvalOptions& options, T* loss,
+                                 std::span<T* const> grads) const {
+  impl_->evaluate_into<T>(inputs, options, loss, grads);
+}
+
 const Loss& CompiledLoss::loss() const { return impl_->loss; }
 const LlvmOptions& CompiledLoss::options() const { return impl_->options; }
 bool CompiledLoss::has_gradients() const { return impl_->gradients; }
@@ -218,5 +253,9 @@ std::string_view CompiledLoss::object_code() const { return impl_->object; }
 
 template Evaluation<float> CompiledLoss::evaluate(std::span<const Array<float>>, const EvalOptions&) const;
 template Evaluation<double> CompiledLoss::evaluate(std::span<const Array<double>>, const EvalOptions&) const;
+template void CompiledLoss::evaluate_into(std::span<const ArrayView<float>>, const EvalOptions&, float*,
+                                          std::span<float* const>) const;
+template void CompiledLoss::evaluate_into(std::span<const ArrayView<double>>, const EvalOptions&, double*,
+                                          std::span<double* const>) const;
 
 }  // namespace lossforge

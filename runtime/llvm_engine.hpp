@@ -69,6 +69,14 @@ class CompiledLoss {
   // needs a kernel compiled with gradients (std::invalid_argument otherwise).
   template <class T>
   Evaluation<T> evaluate(std::span<const Array<T>> inputs, const EvalOptions& options = {}) const;
+  // The same on memory the caller owns, without copies (a training loop's
+  // tensors): reads `inputs` (checked as evaluate checks its arrays), writes
+  // one loss per row to `loss` and, with options.gradients, the gradient of
+  // each pred input, in input order and shaped like it, to `grads`. The
+  // buffers must hold rows (x width) values each: the kernel writes them all.
+  template <class T>
+  void evaluate_into(std::span<const ArrayView<T>> inputs, const EvalOptions& options, T* loss,
+                     std::span<T* const> grads) const;
 
   const Loss& loss() const;
   const LlvmOptions& options() const;
@@ -84,6 +92,10 @@ class CompiledLoss {
 
 extern template Evaluation<float> CompiledLoss::evaluate(std::span<const Array<float>>, const EvalOptions&) const;
 extern template Evaluation<double> CompiledLoss::evaluate(std::span<const Array<double>>, const EvalOptions&) const;
+extern template void CompiledLoss::evaluate_into(std::span<const ArrayView<float>>, const EvalOptions&, float*,
+                                                 std::span<float* const>) const;
+extern template void CompiledLoss::evaluate_into(std::span<const ArrayView<double>>, const EvalOptions&, double*,
+                                                 std::span<double* const>) const;
 
 }  // namespace lossforge
 

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstddef>
+#include <span>
 #include <vector>
 
 namespace lossforge {
@@ -21,5 +22,27 @@ struct Array {
   T* row(size_t r) { return data.data() + r * width; }
   const T* row(size_t r) const { return data.data() + r * width; }
 };
+
+// Rows of values someone else owns (an Array, a torch tensor, a caller's
+// buffer): what the compiled kernels read, without a copy. `size` is how many
+// values the memory holds, checked against rows x width.
+template <class T>
+struct ArrayView {
+  const T* data = nullptr;
+  size_t rows = 0;
+  size_t width = 1;
+  size_t size = 0;
+};
+template <class T>
+ArrayView<T> view_of(const Array<T>& array) {
+  return {array.data.data(), array.rows, array.width, array.data.size()};
+}
+template <class T>
+std::vector<ArrayView<T>> views_of(std::span<const Array<T>> arrays) {
+  std::vector<ArrayView<T>> views;
+  views.reserve(arrays.size());
+  for (const Array<T>& a : arrays) views.push_back(view_of(a));
+  return views;
+}
 
 }  // namespace lossforge

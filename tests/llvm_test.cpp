@@ -629,6 +629,54 @@ TEST(LlvmKernel, RowsRunInWholeVectors) {
   }
 }
 
+// evaluate_into runs the kernel on the caller's memory: the same bits as
+// evaluate, into buffers it does not allocate (here in the middle of larger
+// ones, whose other values it must leave alone); the inputs are checked as
+// evaluate checks its arrays.
+template <class T>
+void check_evaluate_into(const Loss& loss) {
+  Rng rng(47);
+  const Batch<T> batch = as<T>(random_batch(loss, 301, rng));
+  LlvmOptions options = options_for<T>(true, 2);
+  options.min_rows_per_thread = 1;
+  const CompiledLoss compiled = CompiledLoss::compile(loss, options);
+  EvalOptions eval;
+  eval.gradients = true;
+  const Evaluation<T> expected = compiled.evaluate<T>(std::span<const Array<T>>(batch), eval);
+
+  const std::vector<ArrayView<T>> views = views_of(std::span<const Array<T>>(batch));
+  const T guard = T(-12345);
+  std::vector<T> loss_out(batch[0].rows + 2, guard);
+  std::vector<std::vector<T>> grad_out;
+  std::vector<T*> grads;
+  for (size_t index : loss.pred_inputs()) grad_out.emplace_back(batch[index].data.size() + 2, guard);
+  for (std::vector<T>& g : grad_out) grads.push_back(g.data() + 1);
+  compiled.evaluate_into<T>(views, eval, loss_out.data() + 1, grads);
+
+  EXPECT_EQ(loss_out.front(), guard);
+  EXPECT_EQ(loss_out.back(), guard);
+  EXPECT_EQ(std::vector<T>(loss_out.begin() + 1, loss_out.end() - 1), expected.loss);
+  ASSERT_EQ(grad_out.size(), expected.grads.size());
+  for (size_t g = 0; g < grad_out.size(); ++g) {
+    EXPECT_EQ(grad_out[g].front(), guard);
+    EXPECT_EQ(grad_out[g].back(), guard);
+    EXPECT_EQ(std::vector<T>(grad_out[g].begin() + 1, grad_out[g].end() - 1), expected.grads[g].data) << g;
+  }
+
+  std::vector<ArrayView<T>> short_view = views;
+  short_view[0].size -= 1;  // rows x width values, less one
+  EXPECT_THROW(compiled.evaluate_into<T>(short_view, eval, loss_out.data(), grads), InputError);
+  EXPECT_THROW(compiled.evaluate_into<T>(views, eval, loss_out.data(), std::span<T* const>{}), std::invalid_argument);
+}
+TEST(LlvmEngine, EvaluateIntoTheCallersBuffers) {
+  for (const Loss& loss : {example("focal.loss", "sigmoid_focal"), example("giou.loss", "giou"),
+                           example("cross_entropy.loss", "cross_entropy")}) {
+    SCOPED_TRACE(loss.name);
+    check_evaluate_into<float>(loss);
+    check_evaluate_into<double>(loss);
+  }
+}
+
 // A param in an exponent gets a second copy of the rows with the param
 // constant: taken at the defaults, the general one for any other value.
 TEST(LlvmKernel, ExponentParamsSpecialiseToTheirDefaults) {

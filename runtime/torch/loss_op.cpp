@@ -126,36 +126,42 @@ template <class T>
 KernelOutput run_cpu(TorchLoss::State& state, const std::vector<at::Tensor>& inputs, bool gradients,
                      const std::vector<double>& params) {
   const Loss& loss = state.loss;
+  EvalOptions options;
+  options.gradients = gradients;
+  options.params = params;
+  const auto tensor_options = inputs.front().options().requires_grad(false);
+  KernelOutput out;
+  out.loss = at::empty({inputs.front().size(0)}, tensor_options);
+  out.grads.resize(inputs.size());
+  std::vector<T*> grads;
+  if (gradients)
+    for (size_t index : loss.pred_inputs()) {
+      out.grads[index] = at::empty(inputs[index].sizes(), tensor_options);
+      grads.push_back(out.grads[index].data_ptr<T>());
+    }
+#if LOSSFORGE_HAVE_LLVM
+  // The kernel reads the (contiguous, checked) tensors and writes the outputs in place.
+  std::vector<ArrayView<T>> views;
+  for (const at::Tensor& t : inputs) {
+    const size_t rows = static_cast<size_t>(t.size(0));
+    const size_t width = t.dim() == 2 ? static_cast<size_t>(t.size(1)) : 1;
+    views.push_back({t.data_ptr<T>(), rows, width, static_cast<size_t>(t.numel())});
+  }
+  state.kernel(std::is_same_v<T, float> ? DType::F32 : DType::F64)
+      .template evaluate_into<T>(views, options, out.loss.data_ptr<T>(), grads);
+#else
   std::vector<Array<T>> arrays;
-  arrays.reserve(inputs.size());
   for (const at::Tensor& t : inputs) {
     const size_t rows = static_cast<size_t>(t.size(0));
     const size_t width = t.dim() == 2 ? static_cast<size_t>(t.size(1)) : 1;
     const T* data = t.data_ptr<T>();
     arrays.emplace_back(rows, width, std::vector<T>(data, data + rows * width));
   }
-  EvalOptions options;
-  options.gradients = gradients;
-  options.params = params;
-  const std::span<const Array<T>> view(arrays);
-#if LOSSFORGE_HAVE_LLVM
-  Evaluation<T> ev = state.kernel(std::is_same_v<T, float> ? DType::F32 : DType::F64).template evaluate<T>(view, options);
-#else
-  Evaluation<T> ev = interpret<T>(loss, view, options);
-#endif
-  const auto tensor_options = inputs.front().options().requires_grad(false);
-  KernelOutput out;
-  out.loss = at::empty({static_cast<int64_t>(ev.loss.size())}, tensor_options);
+  const Evaluation<T> ev = interpret<T>(loss, std::span<const Array<T>>(arrays), options);
   std::memcpy(out.loss.data_ptr<T>(), ev.loss.data(), ev.loss.size() * sizeof(T));
-  out.grads.resize(inputs.size());
-  if (gradients) {
-    const std::vector<size_t> preds = loss.pred_inputs();
-    for (size_t k = 0; k < preds.size(); ++k) {
-      at::Tensor g = at::empty(inputs[preds[k]].sizes(), tensor_options);
-      std::memcpy(g.data_ptr<T>(), ev.grads[k].data.data(), ev.grads[k].data.size() * sizeof(T));
-      out.grads[preds[k]] = g;
-    }
-  }
+  for (size_t k = 0; k < grads.size(); ++k)
+    std::memcpy(grads[k], ev.grads[k].data.data(), ev.grads[k].data.size() * sizeof(T));
+#endif
   return out;
 }
 
