@@ -73,7 +73,8 @@ class CompiledLoss {
   // tensors): reads `inputs` (checked as evaluate checks its arrays), writes
   // one loss per row to `loss` and, with options.gradients, the gradient of
   // each pred input, in input order and shaped like it, to `grads`. The
-  // buffers must hold rows (x width) values each: the kernel writes them all.
+  // buffers must hold rows (x width) values each, the kernel writes them all,
+  // and they must not overlap the inputs (the kernel reads them as noalias).
   template <class T>
   void evaluate_into(std::span<const ArrayView<T>> inputs, const EvalOptions& options, T* loss,
                      std::span<T* const> grads) const;

@@ -122,6 +122,14 @@ struct KernelOutput {
   std::vector<at::Tensor> grads;   // one per loss input; defined for the pred inputs when gradients were asked
 };
 
+// A checked, contiguous [N] or [N, C] tensor as rows.
+template <class T>
+ArrayView<T> rows_of(const at::Tensor& t) {
+  const size_t rows = static_cast<size_t>(t.size(0));
+  const size_t width = t.dim() == 2 ? static_cast<size_t>(t.size(1)) : 1;
+  return {t.data_ptr<T>(), rows, width, static_cast<size_t>(t.numel())};
+}
+
 template <class T>
 KernelOutput run_cpu(TorchLoss::State& state, const std::vector<at::Tensor>& inputs, bool gradients,
                      const std::vector<double>& params) {
@@ -142,20 +150,14 @@ KernelOutput run_cpu(TorchLoss::State& state, const std::vector<at::Tensor>& inp
 #if LOSSFORGE_HAVE_LLVM
   // The kernel reads the (contiguous, checked) tensors and writes the outputs in place.
   std::vector<ArrayView<T>> views;
-  for (const at::Tensor& t : inputs) {
-    const size_t rows = static_cast<size_t>(t.size(0));
-    const size_t width = t.dim() == 2 ? static_cast<size_t>(t.size(1)) : 1;
-    views.push_back({t.data_ptr<T>(), rows, width, static_cast<size_t>(t.numel())});
-  }
+  for (const at::Tensor& t : inputs) views.push_back(rows_of<T>(t));
   state.kernel(std::is_same_v<T, float> ? DType::F32 : DType::F64)
       .template evaluate_into<T>(views, options, out.loss.data_ptr<T>(), grads);
 #else
   std::vector<Array<T>> arrays;
   for (const at::Tensor& t : inputs) {
-    const size_t rows = static_cast<size_t>(t.size(0));
-    const size_t width = t.dim() == 2 ? static_cast<size_t>(t.size(1)) : 1;
-    const T* data = t.data_ptr<T>();
-    arrays.emplace_back(rows, width, std::vector<T>(data, data + rows * width));
+    const ArrayView<T> v = rows_of<T>(t);
+    arrays.emplace_back(v.rows, v.width, std::vector<T>(v.data, v.data + v.size));
   }
   const Evaluation<T> ev = interpret<T>(loss, std::span<const Array<T>>(arrays), options);
   std::memcpy(out.loss.data_ptr<T>(), ev.loss.data(), ev.loss.size() * sizeof(T));
