@@ -184,9 +184,9 @@ void register_compile_latency(double first_ms) {
       benchmark::DoNotOptimize(loaded.object_code().data());
     }
   })->Unit(benchmark::kMillisecond)->Repetitions(5)->ReportAggregatesOnly(true);
-  // Random search candidates (depth <= 5), what the search compiles: each of
-  // 100 candidates per preset compiled once and timed alone, reported as the
-  // median per candidate (the time column) and the 90th percentile.
+  // Random candidates (depth <= 5), formulas as the search makes them: each
+  // of 100 per preset compiled once and timed alone, reported as the median
+  // per candidate (the time column) and the 90th percentile.
   for (const auto& [tier, level] : kCompileTiers)
     for (const char* preset_name : {"binary_cls", "multi_cls", "reg"}) {
       auto compile_random = [level, preset_name](benchmark::State& state) {
