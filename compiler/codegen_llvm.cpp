@@ -658,7 +658,7 @@ class KernelBuilder {
   // Block: the rows of one block, exactly one vector.
   // Never: copies of a few rows.
   llvm::MDNode* loop_hints(Vectorise hint) {
-    const int32_t vector = f32_ ? 8 : 4;
+    const int32_t vector = int32_t(vector_width());
     switch (hint) {
       case Vectorise::Default: return nullptr;
       case Vectorise::Columns:
@@ -1018,9 +1018,12 @@ class KernelBuilder {
     }
     return vec ? Rows::Columns : box ? Rows::Blocks : Rows::Elements;
   }
-  // One 256-bit vector. (Blocks of two, left to the cost model, ran box
-  // losses 10% faster but compiled random reg candidates in 1.5x the time.)
-  int64_t block_rows() const { return f32_ ? 8 : 4; }  // = loop_hints(Block)'s width
+  // One 256-bit vector: T values in it.
+  int64_t vector_width() const { return f32_ ? 8 : 4; }
+  // One vector, as loop_hints(Block) makes it. (Blocks of two, left to the
+  // cost model, ran box losses 10% faster but compiled random reg candidates
+  // in 1.5x the time.)
+  int64_t block_rows() const { return vector_width(); }
   static int64_t values_per_row(const Type& type) { return type.is_box() ? 4 : 1; }  // of a real or box
 
   // for rows [begin, end), end - begin >= block_rows(): a block's loop has

@@ -54,14 +54,20 @@ struct RowBatch {
 // A batch as the interpreter takes it: arrays that own a copy of the caller's
 // views (a copy costs little next to interpreting), and the evaluation options.
 template <class T>
+EvalOptions eval_options(const RowBatch<T>& batch) {
+  EvalOptions options;
+  options.gradients = batch.gradients;
+  options.params.assign(batch.params.begin(), batch.params.end());
+  return options;
+}
+template <class T>
 std::pair<std::vector<Array<T>>, EvalOptions> engine_inputs(const RowBatch<T>& batch) {
   std::pair<std::vector<Array<T>>, EvalOptions> out;
   auto& [arrays, options] = out;
   arrays.reserve(batch.inputs.size());
   for (const api::InputView<T>& view : batch.inputs)
     arrays.emplace_back(batch.rows, view.width, std::vector<T>(view.values.begin(), view.values.end()));
-  options.gradients = batch.gradients;
-  options.params.assign(batch.params.begin(), batch.params.end());
+  options = eval_options(batch);
   return out;
 }
 
@@ -128,9 +134,6 @@ class LlvmEngine final : public RowEngine {
     std::vector<ArrayView<T>> views;
     for (const api::InputView<T>& view : batch.inputs)
       views.push_back({view.values.data(), batch.rows, view.width, view.values.size()});
-    EvalOptions options;
-    options.gradients = batch.gradients;
-    options.params.assign(batch.params.begin(), batch.params.end());
     RowResults<T> out;
     out.loss.resize(batch.rows);
     std::vector<T*> grads;
@@ -141,7 +144,7 @@ class LlvmEngine final : public RowEngine {
         grads.push_back(out.gradients.back().data());
       }
     }
-    compiled<T>().template evaluate_into<T>(views, options, out.loss.data(), grads);
+    compiled<T>().template evaluate_into<T>(views, eval_options(batch), out.loss.data(), grads);
     return out;
   }
 

@@ -80,6 +80,17 @@ Batch<double> random_batch(const Loss& loss, size_t rows, Rng& rng) {
   return batch;
 }
 
+// Two real[C] inputs of `rows` rows of `width` values uniform in [-bound, bound].
+Batch<double> two_random_rows(Rng& rng, size_t rows, size_t width, double bound) {
+  Batch<double> batch;
+  for (int input = 0; input < 2; ++input) {
+    Array<double> a(rows, width);
+    for (double& v : a.data) v = uniform(rng, -bound, bound);
+    batch.push_back(std::move(a));
+  }
+  return batch;
+}
+
 template <class T>
 Batch<T> as(const Batch<double>& batch) {
   if constexpr (std::is_same_v<T, double>)
@@ -381,13 +392,7 @@ void check_row_reductions_bitwise() {
   CompiledLoss compiled = CompiledLoss::compile(loss, options_for<T>(false));
   Rng rng(5);
   for (size_t width = 1; width <= 37; ++width) {
-    Batch<double> batch;
-    for (int input = 0; input < 2; ++input) {
-      Array<double> a(19, width);
-      for (double& v : a.data) v = uniform(rng, -3, 3);
-      batch.push_back(std::move(a));
-    }
-    const Batch<T> typed = as<T>(batch);
+    const Batch<T> typed = as<T>(two_random_rows(rng, 19, width, 3));
     const Evaluation<T> llvm = compiled.evaluate<T>(typed, {});
     const Evaluation<T> interp = interpret<T>(loss, typed, {});
     EXPECT_EQ(llvm.loss, interp.loss) << "width " << width;
@@ -559,12 +564,7 @@ void check_shared_row_exponentials() {
   for (const Loss& loss : module.losses) {
     CompiledLoss compiled = CompiledLoss::compile(loss, options_for<T>(true));
     for (size_t width = 1; width <= 19; ++width) {
-      Batch<double> batch;
-      for (int input = 0; input < 2; ++input) {
-        Array<double> a(13, width);
-        for (double& v : a.data) v = uniform(rng, -4, 4);
-        batch.push_back(std::move(a));
-      }
+      Batch<double> batch = two_random_rows(rng, 13, width, 4);
       batch[0].data[0] = 80;  // exp's clamp would matter without the max shift
       batch[0].data[batch[0].data.size() - 1] = -200;
       EXPECT_TRUE(matches_interpreter<T>(compiled, batch, loss.name + " width " + std::to_string(width)));
