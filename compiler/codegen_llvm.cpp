@@ -13,12 +13,13 @@
 //       order) of the same width are fused into one column loop, which stores
 //       only the values something outside the loop reads. Row-wise ops
 //       (softmax, logsumexp, dot, ...) are their own loops.
-//   Losses over real[C] vectorise inside the column loops; the others across
-//   rows, with no scalar remainder loop (one copy of the body to compile,
-//   every row computed by the same vector code):
+//   Vectors are one register wide (vector_lanes: 16 floats with AVX-512, 8
+//   with AVX2). Losses over real[C] vectorise inside the column loops; the
+//   others across rows, with no scalar remainder loop (one copy of the body
+//   to compile, every row computed by the same vector code):
 //     * rows of reals (focal, ...): the last partial vector runs masked;
-//     * rows with boxes (GIoU, ...): blocks of one vector (8 rows, 4 in
-//       double), the last block moved back to end at `end`, a range shorter
+//     * rows with boxes (GIoU, ...): blocks of one vector (16 rows, 8 in
+//       double, with AVX-512), the last block moved back to end at `end`, a range shorter
 //       than a block run on a padded copy (row_blocks, build_entry). The
 //       entry calls the row function twice then; else it is inlined.
 //
@@ -43,9 +44,11 @@
 // Math routines (T = float uses the f-suffixed ones)
 //   exp, log, sin, cos, pow   llvm.exp/log/sin/cos/pow intrinsics. Scalar:
 //       glibc libm (≤ 1 ulp in float and double, per glibc's error tables).
-//       In vectorised loops: glibc's libmvec AVX2 variants (_ZGVdN8v_expf,
-//       _ZGVdN4v_exp, ...), mapped by the TargetLibraryInfo vector library
-//       LIBMVEC-X86; glibc documents them to at most 4 ulp.
+//       In vectorised loops: glibc's libmvec variants of the vector width,
+//       AVX-512 (_ZGVeN16v_expf, _ZGVeN8v_exp, ...) where the host has it,
+//       else AVX2 (_ZGVdN8v_expf, _ZGVdN4v_exp, ...), mapped by the
+//       TargetLibraryInfo (vector_math_library); glibc documents them to at
+//       most 4 ulp.
 //       pow with a constant integer exponent, |n| <= 4, is multiplication
 //       instead (<= 2 ulp; x^2 exact): see KernelBuilder::pow. A param in
 //       an exponent is made such a constant in a second copy of the row
@@ -164,6 +167,7 @@ struct HostTarget {
   std::string cpu;
   std::string features;
   bool libmvec = false;  // glibc's vector math library can be loaded into this process
+  bool avx512 = false;   // 512-bit vectors (AVX-512F)
 };
 
 const HostTarget& host_target() {
@@ -176,6 +180,7 @@ const HostTarget& host_target() {
     llvm::StringMap<bool> host_features;
     if (llvm::sys::getHostCPUFeatures(host_features))
       for (const auto& feature : host_features) features.AddFeature(feature.first(), feature.second);
+    h.avx512 = host_features.lookup("avx512f");
     h.features = features.getString();
     // The JIT resolves the vector variants from libmvec.so.1 (runtime/llvm_engine.cpp
     // loads it the same way); without it the loops must not call them.
@@ -652,8 +657,9 @@ class KernelBuilder {
   //   multiple of the vector width (81 classes). Left to the vectoriser's cost
   //   model it interleaves 4 vectors of 8 and leaves up to 31 columns to the
   //   scalar remainder loop, whose scalar libm exps cost as much as the vector
-  //   body at C = 81. One 256-bit vector per iteration leaves at most 7 (3 in
-  //   f64). (Predicating the remainder instead was no faster, bench/README.md.)
+  //   body at C = 81. One vector per iteration leaves at most 15 (7 in f64)
+  //   with AVX-512, 7 with AVX2. (Predicating the remainder instead was no
+  //   faster, bench/README.md.)
   // MaskedTail: rows of reals, the last partial vector masked.
   // Block: the rows of one block, exactly one vector.
   // Never: copies of a few rows.
@@ -1018,8 +1024,8 @@ class KernelBuilder {
     }
     return vec ? Rows::Columns : box ? Rows::Blocks : Rows::Elements;
   }
-  // One 256-bit vector: T values in it.
-  int64_t vector_width() const { return f32_ ? 8 : 4; }
+  // One vector register: T values in it.
+  int64_t vector_width() const { return vector_lanes(f32_ ? DType::F32 : DType::F64); }
   // One vector, as loop_hints(Block) makes it. (Blocks of two, left to the
   // cost model, ran box losses 10% faster but compiled random reg candidates
   // in 1.5x the time.)
@@ -1371,15 +1377,39 @@ Generated generate(const Kernel& kernel, DType dtype, OptLevel level = OptLevel:
 // what is uniform over rows, map libm calls to their vector variants,
 // vectorise, clean up after the vectoriser and hoist its trip-count checks.
 // Both tiers run it; they differ in the code generator (host_machine).
+// The libm functions the vectoriser may replace by libmvec's vector variants.
+// LLVM 16's LIBMVEC-X86 table lists the AVX2 ones only (_ZGVdN8v_expf);
+// glibc also has AVX-512 variants, added here where the kernels use 512-bit
+// vectors (vector_lanes). Both are documented to at most 4 ulp.
+llvm::TargetLibraryInfoImpl vector_math_library(const llvm::Triple& triple) {
+  llvm::TargetLibraryInfoImpl library(triple);
+  if (!host_target().libmvec) return library;
+  library.addVectorizableFunctionsFromVecLib(llvm::TargetLibraryInfoImpl::LIBMVEC_X86, triple);
+  if (host_target().avx512) {
+    static const llvm::VecDesc avx512[] = {
+        {"llvm.exp.f32", "_ZGVeN16v_expf", llvm::ElementCount::getFixed(16)},
+        {"llvm.log.f32", "_ZGVeN16v_logf", llvm::ElementCount::getFixed(16)},
+        {"llvm.sin.f32", "_ZGVeN16v_sinf", llvm::ElementCount::getFixed(16)},
+        {"llvm.cos.f32", "_ZGVeN16v_cosf", llvm::ElementCount::getFixed(16)},
+        {"llvm.pow.f32", "_ZGVeN16vv_powf", llvm::ElementCount::getFixed(16)},
+        {"llvm.exp.f64", "_ZGVeN8v_exp", llvm::ElementCount::getFixed(8)},
+        {"llvm.log.f64", "_ZGVeN8v_log", llvm::ElementCount::getFixed(8)},
+        {"llvm.sin.f64", "_ZGVeN8v_sin", llvm::ElementCount::getFixed(8)},
+        {"llvm.cos.f64", "_ZGVeN8v_cos", llvm::ElementCount::getFixed(8)},
+        {"llvm.pow.f64", "_ZGVeN8vv_pow", llvm::ElementCount::getFixed(8)},
+    };
+    library.addVectorizableFunctions(avx512);
+  }
+  return library;
+}
+
 void optimize(Generated& g) {
   llvm::LoopAnalysisManager lam;
   llvm::FunctionAnalysisManager fam;
   llvm::CGSCCAnalysisManager cgam;
   llvm::ModuleAnalysisManager mam;
   llvm::PassBuilder builder(g.machine.get());
-  llvm::TargetLibraryInfoImpl library(g.machine->getTargetTriple());
-  if (host_target().libmvec)
-    library.addVectorizableFunctionsFromVecLib(llvm::TargetLibraryInfoImpl::LIBMVEC_X86, g.machine->getTargetTriple());
+  llvm::TargetLibraryInfoImpl library = vector_math_library(g.machine->getTargetTriple());
   fam.registerPass([&] { return llvm::TargetLibraryAnalysis(library); });
   builder.registerModuleAnalyses(mam);
   builder.registerCGSCCAnalyses(cgam);
@@ -1443,6 +1473,11 @@ std::string emit_object(const Kernel& kernel, DType dtype, OptLevel level) {
 std::string host_target_description() {
   const HostTarget& host = host_target();
   return host.triple + " " + host.cpu + " " + host.features;
+}
+
+int64_t vector_lanes(DType dtype) {
+  const int64_t bits = host_target().avx512 ? 512 : 256;
+  return bits / (dtype == DType::F32 ? 32 : 64);
 }
 
 std::string compiler_version() {

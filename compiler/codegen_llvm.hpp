@@ -62,4 +62,10 @@ std::string emit_object(const Kernel& kernel, DType dtype, OptLevel level = OptL
 std::string host_target_description();
 std::string compiler_version();
 
+// Values of `dtype` in one vector register of the host as the kernels use it:
+// 512 bits where the CPU has AVX-512F (16 floats), else 256 (8 floats). Rows
+// and columns vectorise this wide, and the vector math calls are libmvec's
+// variants of this width (_ZGVeN16v_expf, or _ZGVdN8v_expf with AVX2).
+int64_t vector_lanes(DType dtype);
+
 }  // namespace lossforge::llvm_codegen
