@@ -1480,8 +1480,13 @@ int64_t vector_lanes(DType dtype) {
   return bits / (dtype == DType::F32 ? 32 : 64);
 }
 
+// Bumped whenever the code generated for the same kernel changes, so that
+// kernel caches written by an older lossforge of the same version rebuild.
+constexpr int kCodegenRevision = 6;  // 512-bit vectors with AVX-512F
+
 std::string compiler_version() {
-  return std::string("LLVM ") + LLVM_VERSION_STRING + (host_target().libmvec ? " libmvec" : "");
+  return std::string("LLVM ") + LLVM_VERSION_STRING + (host_target().libmvec ? " libmvec" : "") + " codegen " +
+         std::to_string(kCodegenRevision);
 }
 
 }  // namespace lossforge::llvm_codegen
