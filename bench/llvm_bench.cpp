@@ -7,7 +7,7 @@
 //   GIoU, CSE-Autoloss-B reg      1M box pairs
 //
 // Rows "llvm/1t" and "llvm/2t" run the JIT kernel on 1 and 2 threads;
-// "cpp" is bench/llvm_bench_handwritten.cpp. Counters are seconds per element
+// "cpp" is bench/llvm_bench_handwritten.cpp, "floor" the memory traffic alone. Counters are seconds per element
 // (or per row / per pair), printed with SI prefixes ("1.4n" = 1.4 ns).
 // Built as torch_bench (with bench/torch_bench.cpp, when LibTorch is found),
 // the same binary also runs LibTorch CPU eager + autograd on the same inputs:
@@ -105,6 +105,29 @@ void register_workload(const Workload& w) {
     for (auto _ : state) {
       compiled->evaluate_into<float>(views, eval, loss.data(), grad_rows);
       benchmark::DoNotOptimize(loss.data());
+    }
+    set_rate(state, w.units, w.unit, w.per_unit);
+  })->Unit(benchmark::kMillisecond)->UseRealTime();
+
+  // floor/1t: the memory traffic alone (bench::memory_floor): how close to
+  // the machine's limit a kernel is, and a bound on any ratio to it.
+  benchmark::RegisterBenchmark(("floor/1t/" + w.name).c_str(), [w](benchmark::State& state) {
+    std::vector<const float*> inputs;
+    std::vector<size_t> widths;
+    for (const Array<float>& a : w.inputs) {
+      inputs.push_back(a.data.data());
+      widths.push_back(a.width);
+    }
+    const std::vector<size_t> pred = w.loss.pred_inputs();
+    std::vector<float> loss(w.units);
+    std::vector<std::vector<float>> grads;
+    std::vector<float*> grad_rows;
+    for (size_t index : pred) grads.emplace_back(w.inputs[index].data.size());
+    for (std::vector<float>& g : grads) grad_rows.push_back(g.data());
+    for (auto _ : state) {
+      bench::memory_floor(inputs, widths, w.units, loss.data(), pred, grad_rows);
+      benchmark::DoNotOptimize(loss.data());
+      benchmark::DoNotOptimize(grad_rows.data());
     }
     set_rate(state, w.units, w.unit, w.per_unit);
   })->Unit(benchmark::kMillisecond)->UseRealTime();

@@ -5,7 +5,9 @@
 #include "llvm_bench_handwritten.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
+#include <cstdint>
 
 namespace lossforge::bench {
 
@@ -61,6 +63,32 @@ void giou_loss_grad(const float* p, const float* g, float* loss, float* grad, si
     if (b[1] < t[1]) d[1] -= dE * ew;
     if (b[3] > t[3]) d[3] += dE * ew;
     std::copy(d, d + 4, grad + 4 * i);
+  }
+}
+
+// Rows in chunks that stay in L1 (the chunk's loss values), one input at a
+// time, in flat vectorised passes: each input is read once from memory.
+void memory_floor(std::span<const float* const> inputs, std::span<const size_t> widths, size_t rows, float* loss,
+                  std::span<const size_t> pred, std::span<float* const> grads) {
+  constexpr size_t kChunk = 1024;
+  for (size_t first = 0; first < rows; first += kChunk) {
+    const size_t n = std::min(kChunk, rows - first);
+    uint32_t bits = 0;
+    for (size_t k = 0; k < inputs.size(); ++k) {
+      const size_t values = n * widths[k];
+      const float* in = inputs[k] + first * widths[k];
+      float* grad = nullptr;
+      for (size_t j = 0; j < pred.size(); ++j)
+        if (pred[j] == k) grad = grads[j] + first * widths[k];
+      if (grad)
+        for (size_t i = 0; i < values; ++i) {
+          bits |= std::bit_cast<uint32_t>(in[i]);
+          grad[i] = in[i];
+        }
+      else
+        for (size_t i = 0; i < values; ++i) bits |= std::bit_cast<uint32_t>(in[i]);
+    }
+    std::fill(loss + first, loss + first + n, std::bit_cast<float>(bits));
   }
 }
 

@@ -2,10 +2,20 @@
 #pragma once
 
 #include <cstddef>
+#include <span>
 
 namespace lossforge::bench {
 
 void focal_loss_grad(const float* x, const float* y, float* loss, float* grad, size_t n, float alpha, float gamma);
 void giou_loss_grad(const float* p, const float* g, float* loss, float* grad, size_t n);
+
+// The memory-traffic floor of a loss+gradient kernel over `rows` rows: reads
+// every value of every input once (inputs[k] holds rows x widths[k] values),
+// writes one value per row to `loss` and copies input pred[j] to grads[j],
+// the least any kernel of that loss must move. It computes nothing but an OR
+// of the bits it reads (integer ops vectorise in any order; float sums would
+// not without -ffast-math).
+void memory_floor(std::span<const float* const> inputs, std::span<const size_t> widths, size_t rows, float* loss,
+                  std::span<const size_t> pred, std::span<float* const> grads);
 
 }  // namespace lossforge::bench
