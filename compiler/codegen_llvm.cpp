@@ -1371,12 +1371,6 @@ Generated generate(const Kernel& kernel, DType dtype, OptLevel level = OptLevel:
   return g;
 }
 
-// The passes these kernels need, with the host's TargetMachine (cost model
-// and vector width) and libmvec as the vector math library: inline the row
-// function (its noalias arguments become alias scopes), clean up and hoist
-// what is uniform over rows, map libm calls to their vector variants,
-// vectorise, clean up after the vectoriser and hoist its trip-count checks.
-// Both tiers run it; they differ in the code generator (host_machine).
 // The libm functions the vectoriser may replace by libmvec's vector variants.
 // LLVM 16's LIBMVEC-X86 table lists the AVX2 ones only (_ZGVdN8v_expf);
 // glibc also has AVX-512 variants, added here where the kernels use 512-bit
@@ -1403,6 +1397,12 @@ llvm::TargetLibraryInfoImpl vector_math_library(const llvm::Triple& triple) {
   return library;
 }
 
+// The passes these kernels need, with the host's TargetMachine (cost model
+// and vector width) and libmvec as the vector math library: inline the row
+// function (its noalias arguments become alias scopes), clean up and hoist
+// what is uniform over rows, map libm calls to their vector variants,
+// vectorise, clean up after the vectoriser and hoist its trip-count checks.
+// Both tiers run it; they differ in the code generator (host_machine).
 void optimize(Generated& g) {
   llvm::LoopAnalysisManager lam;
   llvm::FunctionAnalysisManager fam;

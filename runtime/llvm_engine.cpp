@@ -4,8 +4,8 @@
 // shared JIT state, so compiles in different threads never contend and
 // destroying a CompiledLoss frees its code. Symbols the object needs (libm's
 // expf, tanhf, ...) come from the process; libmvec's vector variants
-// (_ZGVdN8v_expf, ...) from libmvec.so.1, which the code generator only uses
-// when that library can be loaded.
+// (_ZGVeN16v_expf, _ZGVdN8v_expf, ...) from libmvec.so.1, which the code
+// generator only uses when that library can be loaded.
 //
 // LLVM is built without exceptions: every llvm::Error and Expected is turned
 // into a lossforge::Error here, at the boundary, and nothing throws through
