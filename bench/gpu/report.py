@@ -3,8 +3,24 @@
 import json
 import sys
 
-lf = json.load(open(sys.argv[1]))
-th = json.load(open(sys.argv[2])) if len(sys.argv) > 2 else {"workloads": []}
+
+def load(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError) as e:
+        return e
+
+
+if len(sys.argv) < 2:
+    sys.exit("usage: report.py LOSSFORGE_BENCH.json [TORCH_BENCH.json]")
+lf = load(sys.argv[1])
+if isinstance(lf, Exception):
+    sys.exit(f"report.py: cannot read {sys.argv[1]} (did lossforge_gpu_bench fail? see its .log): {lf}")
+th = load(sys.argv[2]) if len(sys.argv) > 2 else {"workloads": []}
+if isinstance(th, Exception):  # a table of lossforge's own numbers is still worth having
+    print(f"report.py: no PyTorch columns, cannot read {sys.argv[2]}: {th}", file=sys.stderr)
+    th = {"workloads": []}
 torch_by = {w["name"]: w for w in th.get("workloads", [])}
 bw = th.get("copy_bandwidth_Bps")
 lines = [f"GPU: {lf.get('device')} (sm_{lf.get('arch')}), torch {th.get('torch', '?')}, "
