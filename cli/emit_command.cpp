@@ -1,5 +1,6 @@
 // `lossforge emit`: the code a back end generates for a loss, as text.
 #include <CLI/CLI.hpp>
+#include <cstdint>
 #include <iostream>
 #include <memory>
 

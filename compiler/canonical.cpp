@@ -1,5 +1,7 @@
 #include "compiler/canonical.hpp"
 
+#include <cstdint>
+
 #include "compiler/simplify.hpp"
 
 namespace lossforge {

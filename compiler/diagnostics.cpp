@@ -1,6 +1,7 @@
 #include "compiler/diagnostics.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
 
 namespace lossforge {

@@ -8,6 +8,7 @@
 // Errors come out as one CompileError holding every diagnostic found.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 #include "compiler/diagnostics.hpp"

@@ -6,6 +6,7 @@
 // collected (the parser recovers and goes on) and thrown together.
 #include <algorithm>
 #include <charconv>
+#include <cstdint>
 #include <optional>
 
 #include "LossDSLLexer.h"

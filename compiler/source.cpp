@@ -1,5 +1,6 @@
 #include "compiler/source.hpp"
 
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <sstream>

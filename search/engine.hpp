@@ -33,6 +33,7 @@
 // SIGKILL right after its N-th proxy result is on disk.
 #pragma once
 
+#include <cstdint>
 #include <iosfwd>
 #include <memory>
 #include <string>

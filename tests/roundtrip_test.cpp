@@ -1,6 +1,7 @@
 // Print -> parse gives back the same node, for random programs of every preset.
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <set>
 
 #include "compiler/frontend.hpp"

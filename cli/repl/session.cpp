@@ -1,6 +1,7 @@
 #include "cli/repl/session.hpp"
 
 #include <cctype>
+#include <cstdint>
 #include <ostream>
 
 #include "compiler/diagnostics.hpp"

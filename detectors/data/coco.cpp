@@ -1,6 +1,7 @@
 #include "detectors/data/coco.hpp"
 
 #include <cmath>
+#include <cstdint>
 
 #include "compiler/error.hpp"
 #include "detectors/data/json_fields.hpp"

@@ -1,5 +1,6 @@
 #include "detectors/data/image_io.hpp"
 
+#include <cstdint>
 #include <fstream>
 #include <iterator>
 #include <memory>

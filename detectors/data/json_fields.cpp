@@ -1,6 +1,7 @@
 #include "detectors/data/json_fields.hpp"
 
 #include <cmath>
+#include <cstdint>
 #include <fstream>
 #include <sstream>
 

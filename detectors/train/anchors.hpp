@@ -17,6 +17,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <array>
+#include <cstdint>
 #include <vector>
 
 namespace lossforge::detectors {

@@ -1,5 +1,7 @@
 #include "detectors/train/faster_rcnn.hpp"
 
+#include <cstdint>
+
 #include <ATen/ATen.h>
 #include <torch/nn/init.h>
 

@@ -18,6 +18,8 @@
 //              same regressor.
 #pragma once
 
+#include <cstdint>
+
 #include <torch/nn/modules/conv.h>
 
 #include "detectors/train/model.hpp"

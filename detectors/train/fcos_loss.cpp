@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include <cstdint>
 #include <filesystem>
 
 #include "compiler/error.hpp"

@@ -15,6 +15,7 @@
 //        (detached, at least 1e-7); divided by the number of positives.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 #include "detectors/train/model.hpp"

@@ -10,6 +10,7 @@
 #include <torch/nn/modules/pooling.h>
 
 #include <cmath>
+#include <cstdint>
 
 #include "compiler/error.hpp"
 

@@ -22,6 +22,7 @@
 #include <torch/nn/modules/conv.h>
 
 #include <array>
+#include <cstdint>
 #include <string>
 #include <vector>
 

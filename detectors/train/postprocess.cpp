@@ -1,5 +1,7 @@
 #include "detectors/train/postprocess.hpp"
 
+#include <cstdint>
+
 #include <ATen/ATen.h>
 
 #include "detectors/train/boxes.hpp"

@@ -1,5 +1,7 @@
 #include "detectors/train/roi_align.hpp"
 
+#include <cstdint>
+
 #include <ATen/ATen.h>
 
 #include "compiler/error.hpp"

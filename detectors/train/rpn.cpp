@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 
 #include "detectors/data/loader.hpp"
 #include "detectors/train/boxes.hpp"

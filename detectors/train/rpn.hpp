@@ -24,6 +24,7 @@
 #include <torch/nn/modules/conv.h>
 
 #include <array>
+#include <cstdint>
 #include <utility>
 #include <vector>
 

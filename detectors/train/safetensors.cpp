@@ -3,6 +3,7 @@
 #include <torch/nn/module.h>
 
 #include <ATen/ATen.h>
+#include <cstdint>
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>

@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include <cstdint>
 #include <limits>
 
 #include "detectors/train/boxes.hpp"

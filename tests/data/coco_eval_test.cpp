@@ -3,6 +3,8 @@
 // Stats order: AP, AP50, AP75, APs, APm, APl, AR1, AR10, AR100, ARs, ARm, ARl.
 #include "detectors/data/coco_eval.hpp"
 
+#include <cstdint>
+
 #include <gtest/gtest.h>
 
 #include "compiler/error.hpp"

@@ -7,6 +7,7 @@
 #endif
 
 #include <cmath>
+#include <cstdint>
 #include <regex>
 #include <string>
 

@@ -3,6 +3,7 @@
 // that resuming from a checkpoint continues it exactly.
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
