@@ -7,8 +7,9 @@
 //   GIoU, CSE-Autoloss-B reg      1M box pairs
 //
 // Rows "llvm/1t" and "llvm/2t" run the JIT kernel on 1 and 2 threads;
-// "cpp" is bench/llvm_bench_handwritten.cpp, "floor" the memory traffic alone. Counters are seconds per element
-// (or per row / per pair), printed with SI prefixes ("1.4n" = 1.4 ns).
+// "cpp" is bench/llvm_bench_handwritten.cpp, "floor" the memory traffic
+// alone. Counters are seconds per element (or per row / per pair), printed
+// with SI prefixes ("1.4n" = 1.4 ns).
 // Built as torch_bench (with bench/torch_bench.cpp, when LibTorch is found),
 // the same binary also runs LibTorch CPU eager + autograd on the same inputs:
 // rows "torch/1t" and "torch/2t", after a check against the interpreter.

@@ -19,9 +19,10 @@
 //   to compile, every row computed by the same vector code):
 //     * rows of reals (focal, ...): the last partial vector runs masked;
 //     * rows with boxes (GIoU, ...): blocks of one vector (16 rows, 8 in
-//       double, with AVX-512), the last block moved back to end at `end`, a range shorter
-//       than a block run on a padded copy (row_blocks, build_entry). The
-//       entry calls the row function twice then; else it is inlined.
+//       double, with AVX-512), the last block moved back to end at `end`,
+//       a range shorter than a block run on a padded copy (row_blocks,
+//       build_entry). The entry calls the row function twice then; else it
+//       is inlined.
 //
 // Optimisation
 //   Not LLVM's O3 pipeline but the few passes these kernels need (optimize()):
@@ -112,6 +113,7 @@
 #include <llvm/IR/LegacyPassManager.h>
 #include <llvm/IR/Module.h>
 #include <llvm/IR/Verifier.h>
+#include <llvm/MC/MCSubtargetInfo.h>
 #include <llvm/MC/SubtargetFeature.h>
 #include <llvm/MC/TargetRegistry.h>
 #include <llvm/Passes/PassBuilder.h>
@@ -168,8 +170,23 @@ struct HostTarget {
   std::string cpu;
   std::string features;
   bool libmvec = false;  // glibc's vector math library can be loaded into this process
-  bool avx512 = false;   // 512-bit vectors (AVX-512F)
+  bool avx512 = false;   // 512-bit vectors: AVX-512F on a CPU LLVM does not tune for 256-bit ones
 };
+
+// Intel's AVX-512 CPUs lower their clock for 512-bit work, so LLVM tunes them
+// (skylake-avx512 to sapphirerapids) for 256-bit vectors, "prefer-256-bit";
+// AMD's znver4 runs them at full speed and is not so tuned. Measured on
+// znver4 (bench/README.md, session 6): 512-bit kernels 1.05-1.43x faster.
+bool prefers_512_bit_vectors(const std::string& triple, const std::string& cpu, const std::string& features) {
+  std::string error;
+  const llvm::Target* target = llvm::TargetRegistry::lookupTarget(triple, error);
+  if (!target) return false;
+  std::unique_ptr<llvm::TargetMachine> machine(
+      target->createTargetMachine(triple, cpu, features, llvm::TargetOptions(), std::nullopt));
+  if (!machine) return false;
+  const llvm::MCSubtargetInfo& subtarget = *machine->getMCSubtargetInfo();
+  return subtarget.checkFeatures("+avx512f") && !subtarget.checkFeatures("+prefer-256-bit");
+}
 
 const HostTarget& host_target() {
   static const HostTarget host = [] {
@@ -181,8 +198,8 @@ const HostTarget& host_target() {
     llvm::StringMap<bool> host_features;
     if (llvm::sys::getHostCPUFeatures(host_features))
       for (const auto& feature : host_features) features.AddFeature(feature.first(), feature.second);
-    h.avx512 = host_features.lookup("avx512f");
     h.features = features.getString();
+    h.avx512 = prefers_512_bit_vectors(h.triple, h.cpu, h.features);
     // The JIT resolves the vector variants from libmvec.so.1 (runtime/llvm_engine.cpp
     // loads it the same way); without it the loops must not call them.
     std::string error;
@@ -1375,7 +1392,7 @@ Generated generate(const Kernel& kernel, DType dtype, OptLevel level = OptLevel:
 // The libm functions the vectoriser may replace by libmvec's vector variants.
 // LLVM 16's LIBMVEC-X86 table lists the AVX2 ones only (_ZGVdN8v_expf);
 // glibc also has AVX-512 variants, added here where the kernels use 512-bit
-// vectors (vector_lanes). Both are documented to at most 4 ulp.
+// vectors (vector_lanes). glibc documents both to at most 4 ulp.
 llvm::TargetLibraryInfoImpl vector_math_library(const llvm::Triple& triple) {
   llvm::TargetLibraryInfoImpl library(triple);
   if (!host_target().libmvec) return library;

@@ -63,9 +63,11 @@ std::string host_target_description();
 std::string compiler_version();
 
 // Values of `dtype` in one vector register of the host as the kernels use it:
-// 512 bits where the CPU has AVX-512F (16 floats), else 256 (8 floats). Rows
-// and columns vectorise this wide, and the vector math calls are libmvec's
-// variants of this width (_ZGVeN16v_expf, or _ZGVdN8v_expf with AVX2).
+// 512 bits where the CPU has AVX-512F and LLVM does not tune it for 256-bit
+// vectors (AMD znver4: 16 floats), else 256 (8 floats; Intel's AVX-512
+// CPUs, AVX2 ones). Rows and columns vectorise this wide, and the vector math
+// calls are libmvec's variants of this width (_ZGVeN16v_expf, or
+// _ZGVdN8v_expf).
 int64_t vector_lanes(DType dtype);
 
 }  // namespace lossforge::llvm_codegen
