@@ -209,17 +209,40 @@ const HostTarget& host_target() {
   return host;
 }
 
+// How the rows of a loss vectorise: inside its column loops when it has
+// real[C] inputs, else across rows. Rows of reals (element-wise losses) mask
+// their last partial vector; rows with boxes run in blocks, because their
+// 4-strided loads are 4x as slow masked (and blocks compile in 1.5x the time
+// of a masked loop for element-wise losses).
+enum class Rows { Columns, Elements, Blocks };
+Rows rows_layout(const Loss& loss) {
+  bool vec = false, box = false;
+  for (const LossInput& input : loss.inputs) {
+    vec = vec || input.type.is_vec();
+    box = box || input.type.is_box();
+  }
+  return vec ? Rows::Columns : box ? Rows::Blocks : Rows::Elements;
+}
+
+// The code generator's effort for a kernel of the tier. Box kernels run
+// within 1.6x of their memory traffic: the aggressive code generator made
+// them 1-4% faster than the fast one for 1.8x the compile time (GIoU 15.7
+// against 9.4 ms; bench/README.md, session 6), so both tiers use the fast one.
+llvm::CodeGenOpt::Level codegen_effort(const Kernel& kernel, OptLevel level) {
+  if (level == OptLevel::Quick || rows_layout(kernel.loss) == Rows::Blocks) return llvm::CodeGenOpt::None;
+  return llvm::CodeGenOpt::Aggressive;
+}
+
 // Position-independent, small code model: the object can be loaded at any
 // address by the JIT's linker (it makes stubs for the libm calls).
-std::unique_ptr<llvm::TargetMachine> host_machine(OptLevel level) {
+std::unique_ptr<llvm::TargetMachine> host_machine(llvm::CodeGenOpt::Level effort) {
   const HostTarget& host = host_target();
   std::string error;
   const llvm::Target* target = llvm::TargetRegistry::lookupTarget(host.triple, error);
   if (!target) throw UnavailableError("LLVM has no target for " + host.triple + ": " + error);
   llvm::TargetOptions options;  // IEEE semantics: no unsafe math, no FMA contraction
   std::unique_ptr<llvm::TargetMachine> machine(target->createTargetMachine(
-      host.triple, host.cpu, host.features, options, llvm::Reloc::PIC_, llvm::CodeModel::Small,
-      level == OptLevel::Full ? llvm::CodeGenOpt::Aggressive : llvm::CodeGenOpt::None));
+      host.triple, host.cpu, host.features, options, llvm::Reloc::PIC_, llvm::CodeModel::Small, effort));
   if (!machine) throw UnavailableError("LLVM cannot make a target machine for " + host.triple + " " + host.cpu);
   return machine;
 }
@@ -1028,20 +1051,7 @@ class KernelBuilder {
 
   // ---- how rows vectorise ----
 
-  // How the rows of a loss vectorise: inside its column loops when it has
-  // real[C] inputs, else across rows. Rows of reals (element-wise losses)
-  // mask their last partial vector; rows with boxes run in blocks, because
-  // their 4-strided loads are 4x as slow masked (and blocks compile in 1.5x
-  // the time of a masked loop for element-wise losses).
-  enum class Rows { Columns, Elements, Blocks };
-  Rows rows_layout() const {
-    bool vec = false, box = false;
-    for (const LossInput& input : loss_.inputs) {
-      vec = vec || input.type.is_vec();
-      box = box || input.type.is_box();
-    }
-    return vec ? Rows::Columns : box ? Rows::Blocks : Rows::Elements;
-  }
+  Rows rows_layout() const { return llvm_codegen::rows_layout(loss_); }
   // One vector register: T values in it.
   int64_t vector_width() const { return vector_lanes(f32_ ? DType::F32 : DType::F64); }
   // One vector, as loop_hints(Block) makes it. (Blocks of two, left to the
@@ -1378,7 +1388,7 @@ Generated generate(const Kernel& kernel, DType dtype, OptLevel level = OptLevel:
   Generated g;
   g.context = std::make_unique<llvm::LLVMContext>();
   g.module = std::make_unique<llvm::Module>("lossforge." + kernel.loss.name, *g.context);
-  g.machine = host_machine(level);
+  g.machine = host_machine(codegen_effort(kernel, level));
   g.module->setTargetTriple(g.machine->getTargetTriple().str());
   g.module->setDataLayout(g.machine->createDataLayout());
   KernelBuilder(*g.module, kernel, dtype).build();

@@ -300,6 +300,21 @@ TEST(LlvmExamples, LossAndGradientDouble) { check_examples<double>(true); }
 TEST(LlvmExamples, QuickTierLossAndGradientFloat) { check_examples<float>(true, llvm_codegen::OptLevel::Quick); }
 TEST(LlvmExamples, QuickTierLossAndGradientDouble) { check_examples<double>(true, llvm_codegen::OptLevel::Quick); }
 
+// Box kernels get the fast code generator in both tiers (they run at their
+// memory traffic either way): the Full tier's object code is the Quick
+// tier's, byte for byte. Other kernels get the aggressive one in Full.
+TEST(LlvmCodegen, BoxKernelsCompileWithTheFastCodeGeneratorInBothTiers) {
+  const auto object = [](const Loss& loss, llvm_codegen::OptLevel level) {
+    return llvm_codegen::emit_object(gradient_kernel(loss, differentiate(loss)), DType::F32, level);
+  };
+  const Loss giou = example("giou.loss", "giou");
+  EXPECT_EQ(object(giou, llvm_codegen::OptLevel::Full), object(giou, llvm_codegen::OptLevel::Quick));
+  const Loss focal = example("focal.loss", "sigmoid_focal");
+  EXPECT_NE(object(focal, llvm_codegen::OptLevel::Full), object(focal, llvm_codegen::OptLevel::Quick));
+  const Loss ce = example("cross_entropy.loss", "cross_entropy");
+  EXPECT_NE(object(ce, llvm_codegen::OptLevel::Full), object(ce, llvm_codegen::OptLevel::Quick));
+}
+
 // ---- random candidates of every preset --------------------------------------------
 
 // What a kernel's roots evaluate to in the interpreter, run forward: the loss,
