@@ -1510,7 +1510,8 @@ int64_t vector_lanes(DType dtype) {
 
 // Bumped whenever the code generated for the same kernel changes, so that
 // kernel caches written by an older lossforge of the same version rebuild.
-constexpr int kCodegenRevision = 6;  // 512-bit vectors with AVX-512F
+// 6: 512-bit vectors with AVX-512F. 7: box kernels' fast code generator.
+constexpr int kCodegenRevision = 7;
 
 std::string compiler_version() {
   return std::string("LLVM ") + LLVM_VERSION_STRING + (host_target().libmvec ? " libmvec" : "") + " codegen " +

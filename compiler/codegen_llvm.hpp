@@ -60,7 +60,7 @@ enum class OptLevel { Full, Quick };
 std::string emit_object(const Kernel& kernel, DType dtype, OptLevel level = OptLevel::Full);
 
 // What the object code depends on besides the kernel, for cache keys:
-// "x86_64-pc-linux-gnu icelake-server +avx2,+avx512f,..." and "LLVM 16.0.6 libmvec codegen 6".
+// "x86_64-pc-linux-gnu icelake-server +avx2,+avx512f,..." and "LLVM 16.0.6 libmvec codegen 7".
 std::string host_target_description();
 std::string compiler_version();
 
