@@ -6,12 +6,12 @@
     python3 bench/ratios.py bench.json [more.json ...]
 
 Throughput: the fastest repetition of each row over all the runs given, per
-element (per box pair, per row of classes). On a shared machine other
-tenants only ever slow a run down, and they do so for seconds at a time
-(whole processes run 1.5x slower), so the minimum over repetitions and runs
-is the estimate least disturbed by them; every row is treated alike. Ratios
-are time / time of the kernel named in the header. Compile latency: the
-medians of the last run given.
+element (per box pair, per row of classes). On the shared development
+machine, interference only ever slows a run down, at times for a whole
+process (1.5x, bench/README.md "Two speeds of one kernel"), so the minimum
+over repetitions and runs is the estimate least disturbed by it; every row
+is treated alike. Ratios are time / time of the kernel named in the header.
+Compile latency: the medians of the last run given.
 """
 import json
 import sys
