@@ -499,8 +499,8 @@ TEST(LlvmCodegen, RowLoopsVectorise) {
   const std::string ir = llvm_codegen::emit_ir(focal, DType::F32, true);
   EXPECT_NE(ir.find(vector_type(DType::F32)), std::string::npos) << ir;
   const std::string assembly = llvm_codegen::emit_assembly(focal, DType::F32);
-  // 512-bit registers and libmvec's AVX-512 variants where the host has
-  // AVX-512F, else 256-bit ones and the AVX2 variants.
+  // 512-bit registers and libmvec's AVX-512 variants where the kernels use
+  // 512-bit vectors (vector_lanes), else 256-bit ones and the AVX2 variants.
   const bool avx512 = llvm_codegen::vector_lanes(DType::F32) == 16;
   EXPECT_NE(assembly.find(avx512 ? "zmm" : "ymm"), std::string::npos);
   const std::string mvec = avx512 ? "_ZGVeN16v_" : "_ZGVdN8v_";
