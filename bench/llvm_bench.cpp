@@ -63,6 +63,19 @@ struct Workload {
   size_t per_unit;
 };
 
+// A workload's loss and gradient buffers, allocated once: what the
+// llvm_into and floor rows write.
+struct Outputs {
+  std::vector<float> loss;
+  std::vector<std::vector<float>> grads;
+  std::vector<float*> grad_rows;
+  explicit Outputs(const Workload& w) : loss(w.units) {
+    for (size_t index : w.loss.pred_inputs()) grads.emplace_back(w.inputs[index].data.size());
+    for (std::vector<float>& g : grads) grad_rows.push_back(g.data());
+  }
+  Outputs(const Outputs&) = delete;  // grad_rows points into grads
+};
+
 void register_workload(const Workload& w) {
   EvalOptions eval;
   eval.gradients = true;
@@ -98,14 +111,10 @@ void register_workload(const Workload& w) {
   auto compiled = std::make_shared<CompiledLoss>(CompiledLoss::compile(w.loss));
   benchmark::RegisterBenchmark(("llvm_into/1t/" + w.name).c_str(), [w, eval, compiled](benchmark::State& state) {
     const std::vector<ArrayView<float>> views = views_of(std::span<const Array<float>>(w.inputs));
-    std::vector<float> loss(w.units);
-    std::vector<std::vector<float>> grads;
-    std::vector<float*> grad_rows;
-    for (size_t index : w.loss.pred_inputs()) grads.emplace_back(w.inputs[index].data.size());
-    for (std::vector<float>& g : grads) grad_rows.push_back(g.data());
+    Outputs out(w);
     for (auto _ : state) {
-      compiled->evaluate_into<float>(views, eval, loss.data(), grad_rows);
-      benchmark::DoNotOptimize(loss.data());
+      compiled->evaluate_into<float>(views, eval, out.loss.data(), out.grad_rows);
+      benchmark::DoNotOptimize(out.loss.data());
     }
     set_rate(state, w.units, w.unit, w.per_unit);
   })->Unit(benchmark::kMillisecond)->UseRealTime();
@@ -120,15 +129,11 @@ void register_workload(const Workload& w) {
       widths.push_back(a.width);
     }
     const std::vector<size_t> pred = w.loss.pred_inputs();
-    std::vector<float> loss(w.units);
-    std::vector<std::vector<float>> grads;
-    std::vector<float*> grad_rows;
-    for (size_t index : pred) grads.emplace_back(w.inputs[index].data.size());
-    for (std::vector<float>& g : grads) grad_rows.push_back(g.data());
+    Outputs out(w);
     for (auto _ : state) {
-      bench::memory_floor(inputs, widths, w.units, loss.data(), pred, grad_rows);
-      benchmark::DoNotOptimize(loss.data());
-      benchmark::DoNotOptimize(grad_rows.data());
+      bench::memory_floor(inputs, widths, w.units, out.loss.data(), pred, out.grad_rows);
+      benchmark::DoNotOptimize(out.loss.data());
+      benchmark::DoNotOptimize(out.grad_rows.data());
     }
     set_rate(state, w.units, w.unit, w.per_unit);
   })->Unit(benchmark::kMillisecond)->UseRealTime();

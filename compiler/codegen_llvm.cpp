@@ -170,22 +170,37 @@ struct HostTarget {
   std::string cpu;
   std::string features;
   bool libmvec = false;  // glibc's vector math library can be loaded into this process
-  bool avx512 = false;   // 512-bit vectors: AVX-512F on a CPU LLVM does not tune for 256-bit ones
+  int vector_bits = 256;  // the kernels' vectors: see vector_lanes
 };
 
-// Intel's AVX-512 CPUs lower their clock for 512-bit work, so LLVM tunes them
-// (skylake-avx512 to sapphirerapids) for 256-bit vectors, "prefer-256-bit";
-// AMD's znver4 runs them at full speed and is not so tuned. Measured on
-// znver4 (bench/README.md, session 6): 512-bit kernels 1.05-1.43x faster.
-bool prefers_512_bit_vectors(const std::string& triple, const std::string& cpu, const std::string& features) {
+// A TargetMachine for the host; null, with `error` set, when LLVM has none.
+// Position-independent, small code model: the object can be loaded at any
+// address by the JIT's linker (it makes stubs for the libm calls).
+std::unique_ptr<llvm::TargetMachine> make_machine(const HostTarget& host, llvm::CodeGenOpt::Level effort,
+                                                  std::string& error) {
+  const llvm::Target* target = llvm::TargetRegistry::lookupTarget(host.triple, error);
+  if (!target) {
+    error = "LLVM has no target for " + host.triple + ": " + error;
+    return nullptr;
+  }
+  llvm::TargetOptions options;  // IEEE semantics: no unsafe math, no FMA contraction
+  std::unique_ptr<llvm::TargetMachine> machine(target->createTargetMachine(
+      host.triple, host.cpu, host.features, options, llvm::Reloc::PIC_, llvm::CodeModel::Small, effort));
+  if (!machine) error = "LLVM cannot make a target machine for " + host.triple + " " + host.cpu;
+  return machine;
+}
+
+// 512 where the CPU has AVX-512F and LLVM does not tune it for 256-bit
+// vectors. Intel's AVX-512 CPUs lower their clock for 512-bit work, so LLVM
+// tunes them (skylake-avx512 to sapphirerapids) "prefer-256-bit"; AMD's
+// znver4 runs them at full speed and is not so tuned. Measured on znver4
+// (bench/README.md, session 6): 512-bit kernels 1.05-1.43x faster.
+int vector_bits_of(const HostTarget& host) {
   std::string error;
-  const llvm::Target* target = llvm::TargetRegistry::lookupTarget(triple, error);
-  if (!target) return false;
-  std::unique_ptr<llvm::TargetMachine> machine(
-      target->createTargetMachine(triple, cpu, features, llvm::TargetOptions(), std::nullopt));
-  if (!machine) return false;
+  const std::unique_ptr<llvm::TargetMachine> machine = make_machine(host, llvm::CodeGenOpt::None, error);
+  if (!machine) return 256;
   const llvm::MCSubtargetInfo& subtarget = *machine->getMCSubtargetInfo();
-  return subtarget.checkFeatures("+avx512f") && !subtarget.checkFeatures("+prefer-256-bit");
+  return subtarget.checkFeatures("+avx512f") && !subtarget.checkFeatures("+prefer-256-bit") ? 512 : 256;
 }
 
 const HostTarget& host_target() {
@@ -199,7 +214,7 @@ const HostTarget& host_target() {
     if (llvm::sys::getHostCPUFeatures(host_features))
       for (const auto& feature : host_features) features.AddFeature(feature.first(), feature.second);
     h.features = features.getString();
-    h.avx512 = prefers_512_bit_vectors(h.triple, h.cpu, h.features);
+    h.vector_bits = vector_bits_of(h);
     // The JIT resolves the vector variants from libmvec.so.1 (runtime/llvm_engine.cpp
     // loads it the same way); without it the loops must not call them.
     std::string error;
@@ -233,17 +248,10 @@ llvm::CodeGenOpt::Level codegen_effort(const Kernel& kernel, OptLevel level) {
   return llvm::CodeGenOpt::Aggressive;
 }
 
-// Position-independent, small code model: the object can be loaded at any
-// address by the JIT's linker (it makes stubs for the libm calls).
 std::unique_ptr<llvm::TargetMachine> host_machine(llvm::CodeGenOpt::Level effort) {
-  const HostTarget& host = host_target();
   std::string error;
-  const llvm::Target* target = llvm::TargetRegistry::lookupTarget(host.triple, error);
-  if (!target) throw UnavailableError("LLVM has no target for " + host.triple + ": " + error);
-  llvm::TargetOptions options;  // IEEE semantics: no unsafe math, no FMA contraction
-  std::unique_ptr<llvm::TargetMachine> machine(target->createTargetMachine(
-      host.triple, host.cpu, host.features, options, llvm::Reloc::PIC_, llvm::CodeModel::Small, effort));
-  if (!machine) throw UnavailableError("LLVM cannot make a target machine for " + host.triple + " " + host.cpu);
+  std::unique_ptr<llvm::TargetMachine> machine = make_machine(host_target(), effort, error);
+  if (!machine) throw UnavailableError(error);
   return machine;
 }
 
@@ -1407,7 +1415,7 @@ llvm::TargetLibraryInfoImpl vector_math_library(const llvm::Triple& triple) {
   llvm::TargetLibraryInfoImpl library(triple);
   if (!host_target().libmvec) return library;
   library.addVectorizableFunctionsFromVecLib(llvm::TargetLibraryInfoImpl::LIBMVEC_X86, triple);
-  if (host_target().avx512) {
+  if (host_target().vector_bits == 512) {
     static const llvm::VecDesc avx512[] = {
         {"llvm.exp.f32", "_ZGVeN16v_expf", llvm::ElementCount::getFixed(16)},
         {"llvm.log.f32", "_ZGVeN16v_logf", llvm::ElementCount::getFixed(16)},
@@ -1504,8 +1512,7 @@ std::string host_target_description() {
 }
 
 int64_t vector_lanes(DType dtype) {
-  const int64_t bits = host_target().avx512 ? 512 : 256;
-  return bits / (dtype == DType::F32 ? 32 : 64);
+  return host_target().vector_bits / (dtype == DType::F32 ? 32 : 64);
 }
 
 // Bumped whenever the code generated for the same kernel changes, so that

@@ -51,8 +51,7 @@ struct RowBatch {
   bool gradients = false;
 };
 
-// A batch as the interpreter takes it: arrays that own a copy of the caller's
-// views (a copy costs little next to interpreting), and the evaluation options.
+// The evaluation options of a batch.
 template <class T>
 EvalOptions eval_options(const RowBatch<T>& batch) {
   EvalOptions options;
@@ -60,6 +59,8 @@ EvalOptions eval_options(const RowBatch<T>& batch) {
   options.params.assign(batch.params.begin(), batch.params.end());
   return options;
 }
+// A batch as the interpreter takes it: arrays that own a copy of the caller's
+// views (a copy costs little next to interpreting), and the evaluation options.
 template <class T>
 std::pair<std::vector<Array<T>>, EvalOptions> engine_inputs(const RowBatch<T>& batch) {
   std::pair<std::vector<Array<T>>, EvalOptions> out;
