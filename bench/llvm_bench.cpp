@@ -21,6 +21,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <functional>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -137,6 +138,41 @@ void register_workload(const Workload& w) {
     }
     set_rate(state, w.units, w.unit, w.per_unit);
   })->Unit(benchmark::kMillisecond)->UseRealTime();
+}
+
+// Runs f with the stack moved down by `bytes` (a multiple of 16) more.
+[[gnu::noinline]] void with_stack_offset(size_t bytes, const std::function<void()>& f) {
+  volatile char* pad = static_cast<char*>(__builtin_alloca(bytes + 16));
+  pad[0] = 0;
+  f();
+  pad[0] = 1;  // keeps the allocation live across the call
+}
+
+// stack/1t/NAME/+N: llvm_into/1t's kernel called from 4 stack offsets mod 64,
+// on the caller's thread. Kernels that spill vector registers around libmvec
+// calls ran 1.6x slower at some offsets until the kernel realigned its stack
+// (llvm_codegen::build_entry; bench/README.md, session 7): the rows should agree.
+void register_stack_offsets(const Workload& w) {
+  LlvmOptions options;
+  options.threads = 1;
+  auto compiled = std::make_shared<CompiledLoss>(CompiledLoss::compile(w.loss, options));
+  for (size_t offset : {0, 16, 32, 48}) {
+    benchmark::RegisterBenchmark(("stack/1t/" + w.name + "/+" + std::to_string(offset)).c_str(),
+                                 [w, compiled, offset](benchmark::State& state) {
+                                   EvalOptions eval;
+                                   eval.gradients = true;
+                                   const std::vector<ArrayView<float>> views =
+                                       views_of(std::span<const Array<float>>(w.inputs));
+                                   Outputs out(w);
+                                   with_stack_offset(offset, [&] {
+                                     for (auto _ : state)
+                                       compiled->evaluate_into<float>(views, eval, out.loss.data(), out.grad_rows);
+                                   });
+                                   set_rate(state, w.units, w.unit, w.per_unit);
+                                 })
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
+  }
 }
 
 // The hand-written baselines write into preallocated outputs, as a person's
@@ -270,6 +306,7 @@ int main(int argc, char** argv) {
       {"cse_autoloss_b_reg", example("cse_autoloss_b.loss", "cse_autoloss_b_reg"), boxes, kBoxPairs, "pair", 0},
   };
   for (const Workload& w : workloads) register_workload(w);
+  for (size_t w : {0, 1}) register_stack_offsets(workloads[w]);  // focal, CSE-Autoloss-B cls
   register_handwritten(focal, boxes);
 #ifdef LOSSFORGE_BENCH_TORCH
   std::vector<bench::TorchWorkload> torch_workloads;

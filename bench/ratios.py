@@ -8,7 +8,8 @@
 Throughput: the fastest repetition of each row over all the runs given, per
 element (per box pair, per row of classes). On the shared development
 machine, interference only ever slows a run down, at times for a whole
-process (1.5x, bench/README.md "Two speeds of one kernel"), so the minimum
+process (1.5x, bench/README.md "Two speeds of one kernel", the stack's
+alignment until session 7 realigned it), so the minimum
 over repetitions and runs is the estimate least disturbed by it; every row
 is treated alike. Ratios are time / time of the kernel named in the header.
 Compile latency: the medians of the last run given.

@@ -22,6 +22,7 @@
 #include <limits>
 #include <map>
 #include <random>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -313,6 +314,26 @@ TEST(LlvmCodegen, BoxKernelsCompileWithTheFastCodeGeneratorInBothTiers) {
   EXPECT_NE(object(focal, llvm_codegen::OptLevel::Full), object(focal, llvm_codegen::OptLevel::Quick));
   const Loss ce = example("cross_entropy.loss", "cross_entropy");
   EXPECT_NE(object(ce, llvm_codegen::OptLevel::Full), object(ce, llvm_codegen::OptLevel::Quick));
+}
+
+// The kernel realigns its stack to the vector size, so that the vector
+// registers it spills around libmvec calls lie at one alignment whatever the
+// caller's stack (bench/README.md, session 7: some alignments ran focal 1.6x
+// slower).
+TEST(LlvmCodegen, KernelsRealignTheirStackForVectorSpills) {
+  const Kernel focal = gradient_kernel(example("focal.loss", "sigmoid_focal"),
+                                       differentiate(example("focal.loss", "sigmoid_focal")));
+  const std::string assembly = llvm_codegen::emit_assembly(focal, DType::F32);
+  const std::string vector_bytes = std::to_string(llvm_codegen::vector_lanes(DType::F32) * 4);
+  EXPECT_NE(assembly.find("andq\t$-" + vector_bytes + ", %rsp"), std::string::npos) << assembly;
+  // ... and spills vector registers with aligned stores.
+  const std::string reg = llvm_codegen::vector_lanes(DType::F32) == 16 ? "%zmm" : "%ymm";
+  bool aligned_spill = false;
+  std::istringstream lines(assembly);
+  for (std::string line; std::getline(lines, line);)
+    aligned_spill = aligned_spill || (line.find("vmovaps\t" + reg) != std::string::npos &&
+                                      line.find("(%rsp)") != std::string::npos);
+  EXPECT_TRUE(aligned_spill) << assembly;
 }
 
 // ---- random candidates of every preset --------------------------------------------
