@@ -62,7 +62,8 @@ def throughput_table(best):
     print("Loss + gradient, float32, ns per element (per pair for box losses), fastest repetition.")
     print("evaluate = llvm/1t, the JIT kernel through CompiledLoss::evaluate (fresh result arrays per")
     print("call); into = llvm_into/1t, the same kernel on buffers allocated once; kernel = the faster")
-    print("of the two (a process can run one of them 1.5x slow throughout, bench/README.md):\n")
+    print("of the two (before session 7's stack realignment a process could run one of them 1.5x slow")
+    print("throughout, bench/README.md):\n")
     print("| workload | interp | evaluate | into | llvm 2t | torch 1t | torch 2t | cpp | floor "
           "| interp / kernel | torch / kernel | cpp / kernel | kernel / floor |")
     print("|---" * 13 + "|")
