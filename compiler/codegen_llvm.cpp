@@ -1254,11 +1254,12 @@ class KernelBuilder {
     f->addFnAttr(llvm::Attribute::NoUnwind);
     // Vector registers live across a libmvec call are spilled to the stack
     // (the vector ABI saves none); without realignment their slots lie at
-    // whatever offset mod 64 the caller's stack has. On znver4 some offsets
-    // ran the same kernel 1.6x slower (focal 2.6 against 1.6 ns per element,
-    // CSE-Autoloss-B cls 7.3 against 4.4; bench/README.md, session 7): which
-    // one a process got depended on its stack's random start and the call
-    // depth. Realigned to the vector size, every call runs at the fast speed.
+    // whatever alignment the caller's stack has. On znver4 half the offsets
+    // mod 32 ran the same kernel 1.6x slower (focal 2.6 against 1.6 ns per
+    // element, CSE-Autoloss-B cls 7.3 against 4.4; bench/README.md, session
+    // 7): which a process got depended on its stack's random start and the
+    // call depth. Realigned to the vector size, every call runs at the fast
+    // speed.
     f->addFnAttr("stackrealign");
     const char* names[] = {"inputs", "widths", "loss", "grads", "params", "begin", "end", "scratch"};
     for (unsigned a = 0; a < 8; ++a) f->getArg(a)->setName(names[a]);
