@@ -22,6 +22,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <functional>
+#include <memory>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -77,7 +78,22 @@ struct Outputs {
   Outputs(const Outputs&) = delete;  // grad_rows points into grads
 };
 
-void register_workload(const Workload& w) {
+// The kernel into buffers allocated once (CompiledLoss::evaluate_into), as the
+// llvm_into and stack rows run it.
+void run_into(benchmark::State& state, const Workload& w, const CompiledLoss& compiled) {
+  EvalOptions eval;
+  eval.gradients = true;
+  const std::vector<ArrayView<float>> views = views_of(std::span<const Array<float>>(w.inputs));
+  Outputs out(w);
+  for (auto _ : state) {
+    compiled.evaluate_into<float>(views, eval, out.loss.data(), out.grad_rows);
+    benchmark::DoNotOptimize(out.loss.data());
+  }
+  set_rate(state, w.units, w.unit, w.per_unit);
+}
+
+// Registers the workload's rows; returns llvm_into/1t's kernel.
+std::shared_ptr<CompiledLoss> register_workload(const Workload& w) {
   EvalOptions eval;
   eval.gradients = true;
   benchmark::RegisterBenchmark(("interp/" + w.name).c_str(), [w, eval](benchmark::State& state) {
@@ -110,15 +126,10 @@ void register_workload(const Workload& w) {
   // once (CompiledLoss::evaluate_into, as the LibTorch op and the embedding
   // API call it): the kernel alone, without zero-filling fresh result arrays.
   auto compiled = std::make_shared<CompiledLoss>(CompiledLoss::compile(w.loss));
-  benchmark::RegisterBenchmark(("llvm_into/1t/" + w.name).c_str(), [w, eval, compiled](benchmark::State& state) {
-    const std::vector<ArrayView<float>> views = views_of(std::span<const Array<float>>(w.inputs));
-    Outputs out(w);
-    for (auto _ : state) {
-      compiled->evaluate_into<float>(views, eval, out.loss.data(), out.grad_rows);
-      benchmark::DoNotOptimize(out.loss.data());
-    }
-    set_rate(state, w.units, w.unit, w.per_unit);
-  })->Unit(benchmark::kMillisecond)->UseRealTime();
+  benchmark::RegisterBenchmark(("llvm_into/1t/" + w.name).c_str(),
+                               [w, compiled](benchmark::State& state) { run_into(state, w, *compiled); })
+      ->Unit(benchmark::kMillisecond)
+      ->UseRealTime();
 
   // floor/1t: the memory traffic alone (bench::memory_floor): how close to
   // the machine's limit a kernel is, and a bound on any ratio to it.
@@ -137,7 +148,7 @@ void register_workload(const Workload& w) {
       benchmark::DoNotOptimize(out.grad_rows.data());
     }
     set_rate(state, w.units, w.unit, w.per_unit);
-  })->Unit(benchmark::kMillisecond)->UseRealTime();
+  })->Unit(benchmark::kMillisecond)->UseRealTime();  return compiled;
 }
 
 // Runs f with the stack moved down by `bytes` (a multiple of 16) more.
@@ -148,27 +159,16 @@ void register_workload(const Workload& w) {
   pad[0] = 1;  // keeps the allocation live across the call
 }
 
-// stack/1t/NAME/+N: llvm_into/1t's kernel called from 4 stack offsets mod 64,
-// on the caller's thread. Kernels that spill vector registers around libmvec
-// calls ran 1.6x slower at some offsets until the kernel realigned its stack
-// (llvm_codegen::build_entry; bench/README.md, session 7): the rows should agree.
-void register_stack_offsets(const Workload& w) {
-  LlvmOptions options;
-  options.threads = 1;
-  auto compiled = std::make_shared<CompiledLoss>(CompiledLoss::compile(w.loss, options));
+// stack/1t/NAME/+N: llvm_into/1t's kernel (one thread: the caller's) called
+// from 4 stack offsets mod 64. Kernels that spill vector registers around
+// libmvec calls ran 1.6x slower at some offsets until the kernel realigned
+// its stack (llvm_codegen::build_entry; bench/README.md, session 7): the rows
+// should agree.
+void register_stack_offsets(const Workload& w, std::shared_ptr<CompiledLoss> compiled) {
   for (size_t offset : {0, 16, 32, 48}) {
     benchmark::RegisterBenchmark(("stack/1t/" + w.name + "/+" + std::to_string(offset)).c_str(),
                                  [w, compiled, offset](benchmark::State& state) {
-                                   EvalOptions eval;
-                                   eval.gradients = true;
-                                   const std::vector<ArrayView<float>> views =
-                                       views_of(std::span<const Array<float>>(w.inputs));
-                                   Outputs out(w);
-                                   with_stack_offset(offset, [&] {
-                                     for (auto _ : state)
-                                       compiled->evaluate_into<float>(views, eval, out.loss.data(), out.grad_rows);
-                                   });
-                                   set_rate(state, w.units, w.unit, w.per_unit);
+                                   with_stack_offset(offset, [&] { run_into(state, w, *compiled); });
                                  })
         ->Unit(benchmark::kMillisecond)
         ->UseRealTime();
@@ -305,8 +305,9 @@ int main(int argc, char** argv) {
       {"giou", example("giou.loss", "giou"), boxes, kBoxPairs, "pair", 0},
       {"cse_autoloss_b_reg", example("cse_autoloss_b.loss", "cse_autoloss_b_reg"), boxes, kBoxPairs, "pair", 0},
   };
-  for (const Workload& w : workloads) register_workload(w);
-  for (size_t w : {0, 1}) register_stack_offsets(workloads[w]);  // focal, CSE-Autoloss-B cls
+  std::vector<std::shared_ptr<CompiledLoss>> into_kernels;
+  for (const Workload& w : workloads) into_kernels.push_back(register_workload(w));
+  for (size_t w : {0, 1}) register_stack_offsets(workloads[w], into_kernels[w]);  // focal, CSE-Autoloss-B cls
   register_handwritten(focal, boxes);
 #ifdef LOSSFORGE_BENCH_TORCH
   std::vector<bench::TorchWorkload> torch_workloads;
