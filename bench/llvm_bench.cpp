@@ -13,9 +13,15 @@
 // Built as torch_bench (with bench/torch_bench.cpp, when LibTorch is found),
 // the same binary also runs LibTorch CPU eager + autograd on the same inputs:
 // rows "torch/1t" and "torch/2t", after a check against the interpreter.
-// compile/* measure text -> parse -> differentiate -> codegen -> optimise -> object
-// -> JIT link -> callable: "first" is the process's first compile (LLVM
-// initialisation included), "warm" later ones (median over the repetitions).
+// The JIT rows run the loss as every user path compiles it (eval --backend
+// llvm, the embedding API, the LibTorch op: CompiledLoss::compile_cached),
+// simplified; "interp" runs it as written, as `eval --backend interp` does,
+// and "interp_simplified" the simplified formula, for the ratio of the
+// code generator alone.
+// compile/* measure text -> parse -> simplify -> differentiate -> codegen ->
+// optimise -> object -> JIT link -> callable: "first" is the process's first
+// compile (LLVM initialisation included), "warm" later ones (median over the
+// repetitions).
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -31,6 +37,7 @@
 #include <vector>
 
 #include "compiler/frontend.hpp"
+#include "compiler/simplify.hpp"
 #include "llvm_bench_handwritten.hpp"
 #include "bench/bench_data.hpp"
 #include "runtime/interpreter.hpp"
@@ -58,7 +65,8 @@ void set_rate(benchmark::State& state, size_t units, const char* unit, size_t pe
 
 struct Workload {
   std::string name;
-  Loss loss;
+  Loss loss;        // as written in examples/losses
+  Loss simplified;  // what the JIT compiles
   std::vector<Array<float>> inputs;
   size_t units;
   const char* unit;
@@ -96,13 +104,15 @@ void run_into(benchmark::State& state, const Workload& w, const CompiledLoss& co
 std::shared_ptr<CompiledLoss> register_workload(const Workload& w) {
   EvalOptions eval;
   eval.gradients = true;
-  benchmark::RegisterBenchmark(("interp/" + w.name).c_str(), [w, eval](benchmark::State& state) {
-    for (auto _ : state) {
-      auto result = interpret<float>(w.loss, std::span<const Array<float>>(w.inputs), eval);
-      benchmark::DoNotOptimize(result.loss.data());
-    }
-    set_rate(state, w.units, w.unit, w.per_unit);
-  })->Unit(benchmark::kMillisecond)->MinTime(0.5);
+  for (const auto& [prefix, loss] : {std::pair{"interp/", &w.loss}, std::pair{"interp_simplified/", &w.simplified}}) {
+    benchmark::RegisterBenchmark((prefix + w.name).c_str(), [w, loss, eval](benchmark::State& state) {
+      for (auto _ : state) {
+        auto result = interpret<float>(*loss, std::span<const Array<float>>(w.inputs), eval);
+        benchmark::DoNotOptimize(result.loss.data());
+      }
+      set_rate(state, w.units, w.unit, w.per_unit);
+    })->Unit(benchmark::kMillisecond)->MinTime(0.5);
+  }
   // llvm/1t, llvm/2t: the Full tier; llvm_quick/1t: the Quick tier's code.
   for (const auto& [prefix, threads, level] : {std::tuple{"llvm/", 1, llvm_codegen::OptLevel::Full},
                                                std::tuple{"llvm/", 2, llvm_codegen::OptLevel::Full},
@@ -110,7 +120,7 @@ std::shared_ptr<CompiledLoss> register_workload(const Workload& w) {
     LlvmOptions options;
     options.threads = threads;
     options.opt_level = level;
-    auto compiled = std::make_shared<CompiledLoss>(CompiledLoss::compile(w.loss, options));
+    auto compiled = std::make_shared<CompiledLoss>(CompiledLoss::compile(w.simplified, options));
     benchmark::RegisterBenchmark((prefix + std::to_string(threads) + "t/" + w.name).c_str(),
                                  [w, eval, compiled](benchmark::State& state) {
                                    for (auto _ : state) {
@@ -125,7 +135,7 @@ std::shared_ptr<CompiledLoss> register_workload(const Workload& w) {
   // llvm_into/1t: the same kernel as llvm/1t writing into buffers allocated
   // once (CompiledLoss::evaluate_into, as the LibTorch op and the embedding
   // API call it): the kernel alone, without zero-filling fresh result arrays.
-  auto compiled = std::make_shared<CompiledLoss>(CompiledLoss::compile(w.loss));
+  auto compiled = std::make_shared<CompiledLoss>(CompiledLoss::compile(w.simplified));
   benchmark::RegisterBenchmark(("llvm_into/1t/" + w.name).c_str(),
                                [w, compiled](benchmark::State& state) { run_into(state, w, *compiled); })
       ->Unit(benchmark::kMillisecond)
@@ -148,7 +158,8 @@ std::shared_ptr<CompiledLoss> register_workload(const Workload& w) {
       benchmark::DoNotOptimize(out.grad_rows.data());
     }
     set_rate(state, w.units, w.unit, w.per_unit);
-  })->Unit(benchmark::kMillisecond)->UseRealTime();  return compiled;
+  })->Unit(benchmark::kMillisecond)->UseRealTime();
+  return compiled;
 }
 
 // Runs f with the stack moved down by `bytes` (a multiple of 16) more.
@@ -208,10 +219,10 @@ LlvmOptions at_level(llvm_codegen::OptLevel level) {
   return options;
 }
 
-// Text -> callable, loss + gradient, float32.
+// Text -> callable, loss + gradient, float32, simplified as compile_cached does.
 CompiledLoss compile_text(const std::string& text, llvm_codegen::OptLevel level = llvm_codegen::OptLevel::Full) {
   Module module = load_module(SourceFile::from_text("<bench>", text));
-  return CompiledLoss::compile(module.losses.front(), at_level(level));
+  return CompiledLoss::compile(simplify(module.losses.front()), at_level(level));
 }
 
 std::string file_text(const std::string& path) {
@@ -265,7 +276,7 @@ void register_compile_latency(double first_ms) {
           loss.inputs = preset.inputs;
           loss.body = random_expr(preset, rng, generate, GrowMethod::Grow);
           const auto start = std::chrono::steady_clock::now();
-          CompiledLoss compiled = CompiledLoss::compile(loss, at_level(level));
+          CompiledLoss compiled = CompiledLoss::compile(simplify(loss), at_level(level));
           ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
           benchmark::DoNotOptimize(compiled.object_code().data());
         }
@@ -295,15 +306,21 @@ int main(int argc, char** argv) {
   Rng rng(7);
   const auto focal = focal_inputs<float>(rng, kElements);
   const auto boxes = box_inputs<float>(rng, kBoxPairs);
+  const auto workload = [](std::string name, Loss loss, std::vector<Array<float>> inputs, size_t units,
+                           const char* unit, size_t per_unit) {
+    Loss simplified = simplify(loss);
+    return Workload{std::move(name), std::move(loss), std::move(simplified), std::move(inputs), units, unit, per_unit};
+  };
   const std::vector<Workload> workloads{
-      {"focal", example("focal.loss", "sigmoid_focal"), focal, kElements, "element", 0},
-      {"cse_autoloss_b_cls", example("cse_autoloss_b.loss", "cse_autoloss_b_cls"), binary_cls_inputs<float>(rng, kElements), kElements,
-       "element", 0},
-      {"ce_c81", example("cross_entropy.loss", "cross_entropy"), multi_cls_inputs<float>(rng, kRows), kRows, "row", kClasses},
-      {"cse_autoloss_a_cls_c81", example("cse_autoloss_a.loss", "cse_autoloss_a_cls"), multi_cls_inputs<float>(rng, kRows, true), kRows,
-       "row", kClasses},
-      {"giou", example("giou.loss", "giou"), boxes, kBoxPairs, "pair", 0},
-      {"cse_autoloss_b_reg", example("cse_autoloss_b.loss", "cse_autoloss_b_reg"), boxes, kBoxPairs, "pair", 0},
+      workload("focal", example("focal.loss", "sigmoid_focal"), focal, kElements, "element", 0),
+      workload("cse_autoloss_b_cls", example("cse_autoloss_b.loss", "cse_autoloss_b_cls"),
+               binary_cls_inputs<float>(rng, kElements), kElements, "element", 0),
+      workload("ce_c81", example("cross_entropy.loss", "cross_entropy"), multi_cls_inputs<float>(rng, kRows), kRows,
+               "row", kClasses),
+      workload("cse_autoloss_a_cls_c81", example("cse_autoloss_a.loss", "cse_autoloss_a_cls"),
+               multi_cls_inputs<float>(rng, kRows, true), kRows, "row", kClasses),
+      workload("giou", example("giou.loss", "giou"), boxes, kBoxPairs, "pair", 0),
+      workload("cse_autoloss_b_reg", example("cse_autoloss_b.loss", "cse_autoloss_b_reg"), boxes, kBoxPairs, "pair", 0),
   };
   std::vector<std::shared_ptr<CompiledLoss>> into_kernels;
   for (const Workload& w : workloads) into_kernels.push_back(register_workload(w));

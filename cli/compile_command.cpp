@@ -24,6 +24,7 @@
 #include "compiler/codegen_c.hpp"
 #include "compiler/codegen_cpp.hpp"
 #include "compiler/codegen_cuda.hpp"
+#include "compiler/kernel.hpp"
 #include "runtime/files.hpp"
 
 namespace lossforge::cli {
@@ -150,7 +151,7 @@ int run_compile(const CompileArgs& args) {
   std::string cu = cpp;
   cu += "#include <cuda_runtime.h>\n";
   for (size_t i = 0; i < losses.size(); ++i) {
-    const Kernel kernel = gradient_kernel(*losses[i], differentiate(*losses[i]));
+    const Kernel kernel = user_kernel(*losses[i], /*gradients=*/true);
     CppEmitOptions host;
     host.dtypes = {DType::F32, DType::F64};
     host.preamble = i == 0;

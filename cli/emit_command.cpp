@@ -8,6 +8,7 @@
 #include "cli/loss_source.hpp"
 #include "compiler/codegen_cpp.hpp"
 #include "compiler/codegen_cuda.hpp"
+#include "compiler/kernel.hpp"
 #include "compiler/presets.hpp"
 #if LOSSFORGE_HAVE_LLVM
 #include "compiler/codegen_llvm.hpp"
@@ -22,7 +23,15 @@ struct EmitArgs {
   std::string dtype = "f32";
   bool optimized = false;
   bool forward_only = false;
+  bool as_written = false;
 };
+
+// What eval, the search and the LibTorch op compile: the loss simplified;
+// with --as-written, the formula exactly as the file has it.
+Kernel kernel_to_emit(const EmitArgs& args, const Loss& loss) {
+  if (!args.as_written) return user_kernel(loss, !args.forward_only);
+  return args.forward_only ? forward_kernel(loss) : gradient_kernel(loss, differentiate(loss));
+}
 
 int run_emit(const EmitArgs& args) {
   const DType dtype = args.dtype == "f64" ? DType::F64 : DType::F32;
@@ -30,7 +39,7 @@ int run_emit(const EmitArgs& args) {
   if (args.target == "cuda" || args.target == "cpp") {
     const LossSet losses = load_losses(args.loss);
     const Loss& loss = select_loss(losses, args.loss.loss_name);
-    const Kernel kernel = args.forward_only ? forward_kernel(loss) : gradient_kernel(loss, differentiate(loss));
+    const Kernel kernel = kernel_to_emit(args, loss);
     if (args.target == "cuda") {
       CudaEmitOptions options;
       options.dtypes = {dtype};
@@ -45,7 +54,7 @@ int run_emit(const EmitArgs& args) {
 #if LOSSFORGE_HAVE_LLVM
   const LossSet losses = load_losses(args.loss);
   const Loss& loss = select_loss(losses, args.loss.loss_name);
-  const Kernel kernel = args.forward_only ? forward_kernel(loss) : gradient_kernel(loss, differentiate(loss));
+  const Kernel kernel = kernel_to_emit(args, loss);
   std::cout << llvm_codegen::emit_ir(kernel, dtype, args.optimized);
   return exit_code::kOk;
 #else
@@ -67,8 +76,11 @@ Command add_emit_command(CLI::App& parent) {
       ->capture_default_str();
   app->add_flag("--optimized", args->optimized, "LLVM: after the optimisation passes for this CPU (vectorised), not as generated");
   app->add_flag("--forward-only", args->forward_only, "The loss alone, without its gradients");
+  app->add_flag("--as-written", args->as_written,
+                "Code for the formula as written, skipping the simplifier (every back end simplifies first)");
   app->footer(
       "Every target computes the loss of each row and the gradients of its pred inputs in one pass.\n"
+      "The code is that of the simplified loss, as eval, search, train and compile use it (--as-written: not simplified).\n"
       "llvm: void lossforge_kernel(const T* const* inputs, const int64_t* widths, T* loss, T* const* grads,\n"
       "                            const double* params, int64_t begin, int64_t end, T* scratch)\n"
       "cuda: self-contained CUDA C++ for NVRTC or nvcc: extern \"C\" __global__ kernels\n"

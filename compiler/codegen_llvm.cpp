@@ -352,7 +352,14 @@ class KernelBuilder {
   }
   llvm::Value* exp(llvm::Value* a) { return intrinsic(llvm::Intrinsic::exp, {a}); }
   llvm::Value* log(llvm::Value* a) { return intrinsic(llvm::Intrinsic::log, {a}); }
-  llvm::Value* fabs(llvm::Value* a) { return intrinsic(llvm::Intrinsic::fabs, {a}); }
+  // |-a| is |a|: written so, softplus(-x) and sigmoid(-x) share exp(-|x|)
+  // with softplus(x) and sigmoid(x) through EarlyCSE (LLVM 16's InstCombine
+  // does not fold fabs(fneg a), and runs after EarlyCSE besides).
+  llvm::Value* fabs(llvm::Value* a) {
+    if (auto* negation = llvm::dyn_cast<llvm::UnaryOperator>(a); negation && negation->getOpcode() == llvm::Instruction::FNeg)
+      a = negation->getOperand(0);
+    return intrinsic(llvm::Intrinsic::fabs, {a});
+  }
 
   llvm::Value* is_nan(llvm::Value* a) { return b_.CreateFCmpUNO(a, a); }
   // sem::min_picks_a / max_picks_a: a <= b || isnan(a) (a NaN in b is picked by the select).
@@ -1529,8 +1536,8 @@ int64_t vector_lanes(DType dtype) {
 // Bumped whenever the code generated for the same kernel changes, so that
 // kernel caches written by an older lossforge of the same version rebuild.
 // 6: 512-bit vectors with AVX-512F. 7: box kernels' fast code generator.
-// 8: the kernel realigns its stack.
-constexpr int kCodegenRevision = 8;
+// 8: the kernel realigns its stack. 9: exp(-|-x|) is exp(-|x|), shared.
+constexpr int kCodegenRevision = 9;
 
 std::string compiler_version() {
   return std::string("LLVM ") + LLVM_VERSION_STRING + (host_target().libmvec ? " libmvec" : "") + " codegen " +

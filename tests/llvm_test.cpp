@@ -336,6 +336,27 @@ TEST(LlvmCodegen, KernelsRealignTheirStackForVectorSpills) {
   EXPECT_TRUE(aligned_spill) << assembly;
 }
 
+// softplus(-x) and sigmoid(-x) share softplus(x)'s exp(-|x|): the kernel of
+// all three makes as many exp calls as softplus(x)'s alone (the simplifier
+// writes CSE-Autoloss-B cls's log(sigmoid(x)) and log(1 - sigmoid(x)) as
+// softplus(-x) and softplus(x)).
+TEST(LlvmCodegen, SoftplusAndSigmoidOfXAndMinusXShareOneExp) {
+  const auto exp_calls = [](const std::string& text) {
+    const Module module = load_module(SourceFile::from_text("<test>", text));
+    const Loss& loss = module.losses.front();
+    const std::string ir = llvm_codegen::emit_ir(gradient_kernel(loss, differentiate(loss)), DType::F32, true);
+    size_t count = 0;  // calls of llvm.exp.f32 or of libmvec's expf
+    for (size_t at = ir.find("call "); at != std::string::npos; at = ir.find("call ", at + 1)) {
+      const std::string callee = ir.substr(at, ir.find('(', at) - at);
+      count += callee.find("llvm.exp.") != std::string::npos || callee.find("_expf") != std::string::npos;
+    }
+    return count;
+  };
+  const size_t alone = exp_calls("loss a(pred x: real) = softplus(x)");
+  EXPECT_GE(alone, 1u);
+  EXPECT_EQ(exp_calls("loss b(pred x: real) = softplus(x) + softplus(-x) + sigmoid(-x) * sigmoid(x)"), alone);
+}
+
 // ---- random candidates of every preset --------------------------------------------
 
 // What a kernel's roots evaluate to in the interpreter, run forward: the loss,
@@ -809,6 +830,23 @@ TEST(LlvmCli, EmitPrintsTheKernel) {
   EXPECT_NE(run.out.find("extern \"C\" double lossforge_sigmoid_focal_f32("), std::string::npos);
   run = run_cli({"emit", "--target", "tpu", focal});
   EXPECT_EQ(run.status, 2);
+}
+
+// emit prints the code every back end runs: the loss simplified, so that
+// CSE-Autoloss-A's log(softmax(X)) is log_softmax(X), one log per row, not
+// one per class. --as-written skips the simplifier.
+TEST(LlvmCli, EmitPrintsTheSimplifiedLossUnlessAsWritten) {
+  const std::string file = std::string(LOSSFORGE_SOURCE_DIR) + "/examples/losses/cse_autoloss_a.loss";
+  // llvm: the loop that writes the log_softmax row; cpp: its column function.
+  for (const auto& [target, marker] : {std::pair{"llvm", "log_softmax:"}, std::pair{"cpp", "gen::log_softmax_column("}}) {
+    SCOPED_TRACE(target);
+    CliResult simplified = run_cli({"emit", "--target", target, file, "--loss", "cse_autoloss_a_cls"});
+    ASSERT_EQ(simplified.status, 0) << simplified.err;
+    CliResult as_written = run_cli({"emit", "--target", target, file, "--loss", "cse_autoloss_a_cls", "--as-written"});
+    ASSERT_EQ(as_written.status, 0) << as_written.err;
+    EXPECT_NE(simplified.out.find(marker), std::string::npos);
+    EXPECT_EQ(as_written.out.find(marker), std::string::npos);
+  }
 }
 
 TEST(LlvmCli, EvalWithTheLlvmBackendAgreesWithTheInterpreter) {

@@ -56,6 +56,19 @@ TEST(CompileCommand, WritesHeaderHostAndCudaSources) {
   fs::remove_all(dir);
 }
 
+// The sources are those of the simplified loss, as the JIT engines compile
+// it: CSE-Autoloss-A's log(softmax(X)) is log_softmax(X).
+TEST(CompileCommand, CompilesTheSimplifiedLoss) {
+  const fs::path dir = fresh_dir("simplified");
+  ASSERT_EQ(run("compile " LOSSFORGE_SOURCE_DIR "/examples/losses/cse_autoloss_a.loss -o " + dir.string(), dir), 0)
+      << read(dir / "err.txt");
+  for (const char* file : {"cse_autoloss_a.cpp", "cse_autoloss_a.cu"}) {
+    const std::string code = read(dir / file);
+    EXPECT_NE(code.find("gen::log_softmax_column("), std::string::npos) << file;
+  }
+  fs::remove_all(dir);
+}
+
 TEST(CompileCommand, UnchangedOutputsAreNotRewritten) {
   const fs::path dir = fresh_dir("again");
   const std::string focal = LOSSFORGE_SOURCE_DIR "/examples/losses/focal.loss";
