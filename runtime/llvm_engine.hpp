@@ -46,8 +46,9 @@ struct LlvmOptions {
 
 class CompiledLoss {
  public:
-  // Differentiates (when options.gradients) and compiles. Throws Error when LLVM
-  // fails (it should not), std::invalid_argument for a malformed Loss.
+  // Differentiates (when options.gradients) and compiles the loss as written
+  // (compile_cached and the user paths compile it simplified). Throws Error
+  // when LLVM fails (it should not), std::invalid_argument for a malformed Loss.
   static CompiledLoss compile(const Loss& loss, const LlvmOptions& options = {});
   // Compiles a kernel whose gradient roots were built elsewhere (tests).
   static CompiledLoss compile(const Kernel& kernel, const LlvmOptions& options = {});
