@@ -10,6 +10,7 @@
 #include "cli/repl/literals.hpp"
 #include "cli/table.hpp"
 #include "compiler/diagnostics.hpp"
+#include "compiler/simplify.hpp"
 #include "runtime/interpreter.hpp"
 #include "search/convergence.hpp"
 #if LOSSFORGE_HAVE_LLVM
@@ -142,7 +143,7 @@ void command_time(Session& session, const Words& words) {
   LlvmOptions llvm;
   llvm.threads = 1;
   const auto t0 = Clock::now();
-  const CompiledLoss compiled = CompiledLoss::compile(d.loss, llvm);
+  const CompiledLoss compiled = CompiledLoss::compile(simplify(d.loss), llvm);  // as :eval and the engines compile it
   const double compile = seconds_since(t0);
   const double jit = best_time([&] { compiled.evaluate<float>(inputs, options); });
   char compile_text[32];
