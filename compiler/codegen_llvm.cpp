@@ -356,8 +356,8 @@ class KernelBuilder {
   // with softplus(x) and sigmoid(x) through EarlyCSE (LLVM 16's InstCombine
   // does not fold fabs(fneg a), and runs after EarlyCSE besides).
   llvm::Value* fabs(llvm::Value* a) {
-    if (auto* negation = llvm::dyn_cast<llvm::UnaryOperator>(a); negation && negation->getOpcode() == llvm::Instruction::FNeg)
-      a = negation->getOperand(0);
+    auto* negation = llvm::dyn_cast<llvm::UnaryOperator>(a);
+    if (negation && negation->getOpcode() == llvm::Instruction::FNeg) a = negation->getOperand(0);
     return intrinsic(llvm::Intrinsic::fabs, {a});
   }
 

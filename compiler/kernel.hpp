@@ -74,11 +74,12 @@ inline Kernel gradient_kernel(Loss loss, Gradients gradients) {
   return Kernel{std::move(loss), std::move(gradients.inputs)};
 }
 
-// The kernel a user's loss compiles to on every path that generates code for
-// it (the engines' compile_cached, `lossforge compile` and `emit`): the loss
-// simplified (compiler/simplify.hpp: log(softmax(x)) is log_softmax(x), one
-// log per row instead of one per column), then differentiated when
-// `gradients`. forward_kernel and gradient_kernel take a loss as written.
+// The kernel a user's loss compiles to: the loss simplified
+// (compiler/simplify.hpp: log(softmax(x)) is log_softmax(x), one log per row
+// instead of one per column), then differentiated when `gradients`, as the
+// engines' compile_cached compile it; `lossforge compile`, `emit` and the
+// REPL's `:emit` generate their code from it. forward_kernel and
+// gradient_kernel take a loss as written.
 Kernel user_kernel(const Loss& loss, bool gradients);
 
 }  // namespace lossforge

@@ -72,7 +72,7 @@ void command_emit(Session& session, const Words& words) {
   if (words.size() != first + 1 || (words[first] != "llvm" && words[first] != "cuda" && words[first] != "cpp"))
     throw InputError("usage: :emit [LOSS] llvm|cuda|cpp");
   const std::string& target = words[first];
-  const Kernel kernel = user_kernel(d.loss, /*gradients=*/true);  // as :eval llvm and the engines compile it
+  const Kernel kernel = user_kernel(d.loss, /*gradients=*/true);  // as the engines compile it (eval --backend llvm)
   if (target == "cuda") {
     session.out() << emit_cuda(kernel);
   } else if (target == "cpp") {

@@ -143,7 +143,8 @@ void command_time(Session& session, const Words& words) {
   LlvmOptions llvm;
   llvm.threads = 1;
   const auto t0 = Clock::now();
-  const CompiledLoss compiled = CompiledLoss::compile(simplify(d.loss), llvm);  // as :eval and the engines compile it
+  // Simplified, as the engines compile it (eval --backend llvm).
+  const CompiledLoss compiled = CompiledLoss::compile(simplify(d.loss), llvm);
   const double compile = seconds_since(t0);
   const double jit = best_time([&] { compiled.evaluate<float>(inputs, options); });
   char compile_text[32];
