@@ -6,9 +6,15 @@
 #   2. runs the GPU tests (CUDA vs the interpreter, f32 and f64, reductions,
 #      cache); with --full also the CPU-only ones (generated C++, NVRTC on
 #      1,000 candidates per preset), which CI already runs;
-#   3. benchmarks the SPEC §7 workloads: lossforge kernel vs PyTorch eager vs
+#   3. runs the LibTorch op on CUDA tensors against the CPU op (loss_op_test's
+#      LossOpCuda, RoIAlign's CUDA test), when LibTorch was built with CUDA;
+#   4. benchmarks the SPEC §7 workloads: lossforge kernel vs PyTorch eager vs
 #      torch.compile vs the bandwidth floor, warm NVRTC compile per candidate,
-#      cached load; writes everything to $OUT (default ./gpu-results).
+#      cached load;
+#   5. trains FCOS-tiny on the synthetic data on the GPU (issue 6's acceptance
+#      run: 1000 images at 96 px, 6 epochs, focal + GIoU) and 2 epochs of the
+#      same on the CPU, for images/s; writes everything to $OUT (default
+#      ./gpu-results).
 # Each stage logs to $OUT and a failing stage does not stop the later ones;
 # the exit status is that of the first failure.
 #   bench/gpu/run.sh [--quick|--full]    (--quick: 1/10 sizes, fewer candidates)
@@ -46,6 +52,9 @@ torch_prefix=$(python3 -c "import torch; print(torch.utils.cmake_prefix_path)" 2
 multiarch=x86_64-linux-gnu
 export LD_LIBRARY_PATH="$pack/antlr/lib:$pack/toml/lib/$multiarch:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
 
+# Else TorchConfig.cmake try_runs a CUDA program to list the GPUs (an H200 is 9.0).
+export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0}
+
 configure() {  # configure BUILD_DIR TORCH(ON|OFF)
   cmake -S "$root" -B "$1" -G Ninja -DCMAKE_BUILD_TYPE=Release \
     -DLOSSFORGE_WITH_LLVM=OFF -DLOSSFORGE_WITH_CUDA=ON -DLOSSFORGE_WITH_TORCH="$2" \
@@ -57,8 +66,9 @@ configure() {  # configure BUILD_DIR TORCH(ON|OFF)
 }
 targets="lossforge cuda_engine_test lossforge_gpu_bench"
 [ "$quick" = "--full" ] && targets="$targets nvrtc_test cpp_codegen_test"
+torch_targets="loss_op_test roi_align_test lossforge-train"
 step configure configure "$build" ON
-step build cmake --build "$build" -j"$(nproc)" --target $targets
+step build cmake --build "$build" -j"$(nproc)" --target $targets $torch_targets
 if [ ! -x "$build/tests/cuda_engine_test" ]; then
   # The LibTorch parts are another component's: without them the CUDA back end still builds.
   build=$root/build-gpu-notorch
@@ -72,6 +82,10 @@ if [ "$quick" = "--full" ]; then  # these need no GPU (CI runs them); only on re
   step cpp_codegen_tests "$build/tests/cpp_codegen_test"
   step nvrtc_tests env LOSSFORGE_NVRTC_CANDIDATES=1000 "$build/tests/nvrtc_test"
 fi
+if [ -x "$build/tests/loss_op_test" ]; then
+  step torch_op_cuda "$build/tests/loss_op_test" --gtest_filter='LossOpCuda.*' --gtest_output=json:"$out/loss_op_test.json"
+  step roi_align_cuda "$build/tests/roi_align_test" --gtest_filter='*Cuda*'
+fi
 step cli_eval_cuda bash -c "echo '{\"x\": [0.5, -2], \"y\": [1, 0]}' > '$out/in.json' && \
   '$build/cli/lossforge' eval '$root/examples/losses/focal.loss' --inputs '$out/in.json' --backend cuda --grad --json && \
   '$build/cli/lossforge' eval '$root/examples/losses/focal.loss' --inputs '$out/in.json' --backend interp --grad --json"
@@ -83,5 +97,18 @@ step lossforge_bench_fast_compile bash -c "LOSSFORGE_NVRTC_OPTIONS=--Ofast-compi
 step torch_bench bash -c "python3 '$root/bench/gpu/torch_bench.py' $size_flag > '$out/torch_bench.json'"
 step report bash -c "python3 '$root/bench/gpu/report.py' '$out/lossforge_bench.json' '$out/torch_bench.json' > '$out/results.md' &&
   { echo; echo 'With LOSSFORGE_NVRTC_OPTIONS=--Ofast-compile=min:'; python3 '$root/bench/gpu/report.py' '$out/lossforge_bench_fast_compile.json' '$out/torch_bench.json'; } >> '$out/results.md'"
+if [ -x "$build/cli/lossforge-train" ]; then
+  data=$build/synth
+  rm -rf "$data" "$build/run_cuda" "$build/run_cpu"  # a warm machine keeps the build tree
+  train="'$build/cli/lossforge' train --data '$data' --fpn-channels 32 --image-size 96 --seed 0 --workers 4 --quiet"
+  step train_data "$build/cli/lossforge" data synth --out "$data" --train 1000 --val 200 --seed 0
+  step train_cuda bash -c "$train --device cuda --epochs 6 --out '$build/run_cuda' && cp '$build/run_cuda/metrics.json' '$out/train_cuda.json'"
+  step train_cpu bash -c "$train --device cpu --epochs 2 --threads $(nproc) --out '$build/run_cpu' && cp '$build/run_cpu/metrics.json' '$out/train_cpu.json'"
+  for device in cuda cpu; do
+    [ -f "$out/train_$device.json" ] && python3 -c "import json, sys; m = json.load(open(sys.argv[1]))
+print(f'train {sys.argv[2]}: {m[\"images_per_s\"]:.1f} images/s, AP {m[\"AP\"]:.3f}, AP50 {m[\"AP50\"]:.3f}, {m[\"epochs\"]} epochs, {m[\"seconds\"]:.0f} s')" \
+      "$out/train_$device.json" "$device" | tee -a "$out/summary.txt"
+  done
+fi
 [ -f "$out/results.md" ] && cat "$out/results.md"
 exit $status

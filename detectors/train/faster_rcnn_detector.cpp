@@ -115,7 +115,9 @@ class FasterRcnnDetector final : public Detector {
     const int64_t npos = pos.size(0), nrois = all_rois.size(0);
     auto [logits, deltas] = model_->box_head(levels, all_rois);
 
-    // The loss op runs on CPU tensors until its CUDA kernels are wired in.
+    // The second stage's losses are computed on CPU copies of its RoIs and
+    // outputs (not moved to the device yet; FCOS and ATSS compute theirs on
+    // the images' device, where the loss op runs the NVRTC kernels).
     const at::Tensor roi_boxes = all_rois.slice(1, 1, 5).index_select(0, pos).to(at::kCPU);
     const at::Tensor pos_deltas = deltas.index_select(0, pos).to(at::kCPU);
     const at::Tensor target_boxes = targets_pos.to(at::kCPU);

@@ -40,13 +40,8 @@ class FcosDetector final : public Detector {
   }
 
   std::vector<LossTerm> losses(const at::Tensor& images, const std::vector<data::ImageTargets>& targets) override {
-    FcosOutput out = model_->forward(images);
-    // The loss op runs on CPU tensors until its CUDA kernels are wired in.
-    if (images.is_cuda()) {
-      out.cls = out.cls.to(at::kCPU);
-      out.reg = out.reg.to(at::kCPU);
-      out.centerness = out.centerness.to(at::kCPU);
-    }
+    // On the images' device: the loss op runs CUDA tensors on its NVRTC kernels.
+    const FcosOutput out = model_->forward(images);
     const LossTerms terms = criterion_(out, points_for(out), targets);
     return {{"cls", terms.cls}, {"reg", terms.reg}, {"centerness", terms.centerness}};
   }

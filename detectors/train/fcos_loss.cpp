@@ -92,9 +92,11 @@ LossTerms FcosCriterion::operator()(const FcosOutput& output, const Points& poin
     labels.push_back(a.labels);
     distances.push_back(a.distances);
   }
-  const at::Tensor label = at::cat(labels);                            // [B·P]
-  const at::Tensor stride = points.stride.repeat({batch});             // [B·P]
-  const at::Tensor xy = points.xy.repeat({batch, 1});                  // [B·P, 2]
+  // The assignment is made on the CPU; the losses run where the predictions are.
+  const at::Device device = output.cls.device();
+  const at::Tensor label = at::cat(labels).to(device);                 // [B·P]
+  const at::Tensor stride = points.stride.to(device).repeat({batch});  // [B·P]
+  const at::Tensor xy = points.xy.to(device).repeat({batch, 1});       // [B·P, 2]
   const at::Tensor positive = (label >= 0).nonzero().squeeze(1);       // indices
   const int64_t npos = positive.size(0);
   const double normaliser = std::max<double>(1, npos);
@@ -104,7 +106,7 @@ LossTerms FcosCriterion::operator()(const FcosOutput& output, const Points& poin
   const at::Tensor pos_stride = stride.index_select(0, positive).unsqueeze(1);
   const at::Tensor pos_xy = xy.index_select(0, positive) / pos_stride;
   const at::Tensor pred_boxes = decode_distances(pos_xy, output.reg.reshape({-1, 4}).index_select(0, positive));
-  const at::Tensor target_boxes = decode_distances(pos_xy, at::cat(distances).index_select(0, positive) / pos_stride);
+  const at::Tensor target_boxes = decode_distances(pos_xy, at::cat(distances).to(device).index_select(0, positive) / pos_stride);
   const at::Tensor iou = aligned_iou(pred_boxes.detach(), target_boxes).clamp_min(1e-7);
 
   LossTerms terms;

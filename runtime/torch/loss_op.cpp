@@ -12,28 +12,50 @@
 #include "compiler/error.hpp"
 #include "compiler/frontend.hpp"
 #include "compiler/presets.hpp"
+#include "runtime/input_check.hpp"
 #include "runtime/interpreter.hpp"
 #include "runtime/llvm_engine.hpp"
+#if LOSSFORGE_TORCH_CUDA
+#include <c10/cuda/CUDAStream.h>
+
+#include "runtime/cuda/cuda_engine.hpp"
+#endif
 
 namespace lossforge::torch_ops {
 
 struct TorchLoss::State {
   Loss loss;
-#if LOSSFORGE_HAVE_LLVM
   std::mutex mutex;
-  std::unique_ptr<CompiledLoss> f32, f64;  // compiled on first use, with gradients
 
-  const CompiledLoss& kernel(DType dtype) {
+  // Compiled on first use, with gradients, through the default kernel cache.
+  template <class Kernel>
+  const Kernel& compiled(std::unique_ptr<Kernel>& slot, const auto& compile) {
     std::lock_guard lock(mutex);
-    std::unique_ptr<CompiledLoss>& slot = dtype == DType::F32 ? f32 : f64;
-    if (!slot) {
+    if (!slot) slot = std::make_unique<Kernel>(compile());
+    return *slot;
+  }
+
+#if LOSSFORGE_HAVE_LLVM
+  std::unique_ptr<CompiledLoss> f32, f64;
+  const CompiledLoss& kernel(DType dtype) {
+    return compiled(dtype == DType::F32 ? f32 : f64, [&] {
       LlvmOptions options;
       options.dtype = dtype;
       options.gradients = true;
       options.threads = 0;  // large batches use every core; small ones stay on the caller's thread
-      slot = std::make_unique<CompiledLoss>(CompiledLoss::compile_cached(loss, options, default_kernel_cache()));
-    }
-    return *slot;
+      return CompiledLoss::compile_cached(loss, options, default_kernel_cache());
+    });
+  }
+#endif
+#if LOSSFORGE_TORCH_CUDA
+  std::unique_ptr<cuda::CudaLoss> cuda_f32, cuda_f64;
+  const cuda::CudaLoss& cuda_kernel(DType dtype) {
+    return compiled(dtype == DType::F32 ? cuda_f32 : cuda_f64, [&] {
+      cuda::CudaOptions options;
+      options.dtype = dtype;
+      options.gradients = true;
+      return cuda::CudaLoss::compile_cached(loss, options, default_kernel_cache());
+    });
   }
 #endif
 };
@@ -54,6 +76,22 @@ std::string expected_shape(const LossInput& in) {
   return "[N]";
 }
 
+// CPU tensors run the LLVM kernel (or the interpreter); CUDA tensors the
+// NVRTC kernel, on device 0 (runtime/cuda/driver.hpp), when this build has
+// both the CUDA back end and a LibTorch with CUDA.
+void check_device(const std::string& what, const at::Device& device) {
+  if (device.is_cpu()) return;
+  if (!device.is_cuda()) throw InputError(what + " is on device " + device.str() + "; expected cpu or cuda");
+#if LOSSFORGE_TORCH_CUDA
+  if (device.index() > 0)
+    throw InputError(what + " is on " + device.str() + "; lossforge's CUDA kernels run on cuda:0");
+#elif LOSSFORGE_HAVE_CUDA
+  throw UnavailableError(what + " is a CUDA tensor, and this lossforge was built against a LibTorch without CUDA");
+#else
+  throw UnavailableError(what + " is a CUDA tensor, and this lossforge was built without its CUDA back end");
+#endif
+}
+
 // Everything about the tensors the kernel can rely on afterwards.
 void check_tensors(const Loss& loss, const std::string& signature, const std::vector<at::Tensor>& inputs,
                    const LossOptions& options) {
@@ -63,13 +101,18 @@ void check_tensors(const Loss& loss, const std::string& signature, const std::ve
                      std::to_string(inputs.size()));
   std::optional<at::ScalarType> dtype;
   std::string dtype_owner;
+  std::optional<at::Device> device;
+  std::string device_owner;
   auto check_common = [&](const at::Tensor& t, const std::string& name) {
     if (!t.defined()) throw InputError(who + name + " is an undefined tensor");
-    if (t.is_cuda())
-      throw UnavailableError(who + name +
-                             " is a CUDA tensor; the CUDA back end of the LibTorch op is not wired in yet (use CPU "
-                             "tensors)");
-    if (!t.device().is_cpu()) throw InputError(who + name + " is on device " + t.device().str() + "; expected cpu");
+    check_device(who + name, t.device());
+    if (!device) {
+      device = t.device();
+      device_owner = name;
+    } else if (*device != t.device()) {
+      throw InputError(who + name + " is on " + t.device().str() + " but " + device_owner + " is on " +
+                       device->str() + "; give every input one device");
+    }
     if (t.scalar_type() != at::kFloat && t.scalar_type() != at::kDouble)
       throw InputError(who + name + " is " + dtype_text(t.scalar_type()) + "; expected float32 or float64");
     if (!dtype) {
@@ -168,12 +211,53 @@ KernelOutput run_cpu(TorchLoss::State& state, const std::vector<at::Tensor>& inp
   return out;
 }
 
-// The one place that picks a back end by device: CUDA tensors are refused by
-// check_tensors until the NVRTC kernels (issue 4) are connected here.
+#if LOSSFORGE_TORCH_CUDA
+// The NVRTC kernel on the tensors' memory, asynchronously on the current
+// stream of cuda:0, where PyTorch orders the ops that made the inputs and
+// will read the outputs.
+template <class T>
+KernelOutput run_cuda(TorchLoss::State& state, const std::vector<at::Tensor>& inputs, bool gradients,
+                      const std::vector<double>& params) {
+  const Loss& loss = state.loss;
+  const cuda::CudaLoss& kernel = state.cuda_kernel(std::is_same_v<T, float> ? DType::F32 : DType::F64);
+  EvalOptions eval;
+  eval.params = params;
+  const std::vector<double> values = param_values(loss, eval);
+  const auto tensor_options = inputs.front().options().requires_grad(false);
+  KernelOutput out;
+  out.loss = at::empty({inputs.front().size(0)}, tensor_options);
+  out.grads.resize(inputs.size());
+  cuda::LaunchArgs args;
+  args.rows = inputs.front().size(0);
+  long long max_width = 1;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    args.inputs[i] = inputs[i].data_ptr();
+    args.widths[i] = inputs[i].dim() == 2 ? inputs[i].size(1) : 1;
+    if (loss.inputs[i].type.is_vec()) max_width = std::max(max_width, args.widths[i]);
+  }
+  for (size_t p = 0; p < values.size(); ++p) args.params[p] = values[p];
+  args.loss = out.loss.data_ptr();
+  // The kernel always writes the gradients: into tensors dropped when none was asked for.
+  size_t g = 0;
+  for (size_t index : loss.pred_inputs()) {
+    at::Tensor grad = at::empty(inputs[index].sizes(), tensor_options);
+    args.grads[g++] = grad.data_ptr();
+    if (gradients) out.grads[index] = grad;
+  }
+  kernel.launch(args, max_width, c10::cuda::getCurrentCUDAStream(0).stream());
+  return out;
+}
+#endif
+
+// The one place that picks a back end by device (check_device says which there are).
 KernelOutput run_loss_kernel(TorchLoss::State& state, const std::vector<at::Tensor>& inputs, bool gradients,
                              const std::vector<double>& params) {
-  if (inputs.front().scalar_type() == at::kFloat) return run_cpu<float>(state, inputs, gradients, params);
-  return run_cpu<double>(state, inputs, gradients, params);
+  const bool f32 = inputs.front().scalar_type() == at::kFloat;
+#if LOSSFORGE_TORCH_CUDA
+  if (inputs.front().is_cuda())
+    return f32 ? run_cuda<float>(state, inputs, gradients, params) : run_cuda<double>(state, inputs, gradients, params);
+#endif
+  return f32 ? run_cpu<float>(state, inputs, gradients, params) : run_cpu<double>(state, inputs, gradients, params);
 }
 
 // What forward hands to backward besides tensors.

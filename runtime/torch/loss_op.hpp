@@ -7,7 +7,9 @@
 // The result carries a custom autograd Function. Its forward runs the fused
 // loss+gradient kernel once per call -- on CPU tensors the LLVM CompiledLoss
 // (runtime/llvm_engine.hpp, through the default kernel cache), or the
-// interpreter in a build without LLVM -- and keeps the per-element gradient of
+// interpreter in a build without LLVM; on CUDA tensors (cuda:0) the NVRTC
+// CudaLoss (runtime/cuda/cuda_engine.hpp), launched on PyTorch's current
+// stream without a synchronisation -- and keeps the per-element gradient of
 // every pred input; its backward only scales that gradient by the incoming
 // gradient, the weights and the reduction's factor. No graph of small torch ops
 // is built, so memory and time do not grow with the size of the formula.
@@ -26,9 +28,9 @@
 //   None -> w·l (shape [N]),  Sum -> Σ w·l,  Mean -> Σ w·l / N,
 //   Mean with avg_factor -> Σ w·l / avg_factor.
 //
-// Every check throws lossforge::InputError with one line naming the input;
-// CUDA tensors throw UnavailableError until the NVRTC back end is wired in
-// (the seam is `run_loss_kernel` in loss_op.cpp).
+// Every check throws lossforge::InputError with one line naming the input.
+// CUDA tensors throw UnavailableError in a build without the CUDA back end or
+// against a LibTorch without CUDA (Debian's), where none can be made anyway.
 #pragma once
 
 #include <memory>
