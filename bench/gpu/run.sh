@@ -68,7 +68,9 @@ targets="lossforge cuda_engine_test lossforge_gpu_bench"
 [ "$quick" = "--full" ] && targets="$targets nvrtc_test cpp_codegen_test"
 torch_targets="loss_op_test roi_align_test lossforge-train"
 step configure configure "$build" ON
-step build cmake --build "$build" -j"$(nproc)" --target $targets $torch_targets
+step build cmake --build "$build" -j"$(nproc)" --target $targets
+# Apart, so that a LibTorch problem cannot cost the CUDA back end's tests and benchmarks.
+step build_torch_parts cmake --build "$build" -j"$(nproc)" --target $torch_targets
 if [ ! -x "$build/tests/cuda_engine_test" ]; then
   # The LibTorch parts are another component's: without them the CUDA back end still builds.
   build=$root/build-gpu-notorch

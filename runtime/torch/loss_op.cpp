@@ -237,12 +237,13 @@ KernelOutput run_cuda(TorchLoss::State& state, const std::vector<at::Tensor>& in
   }
   for (size_t p = 0; p < values.size(); ++p) args.params[p] = values[p];
   args.loss = out.loss.data_ptr();
-  // The kernel always writes the gradients: into tensors dropped when none was asked for.
-  size_t g = 0;
+  // The kernel always writes the gradients: into tensors dropped when none was
+  // asked for, held until the launch so that no two share the allocator's block.
+  std::vector<at::Tensor> grads;
   for (size_t index : loss.pred_inputs()) {
-    at::Tensor grad = at::empty(inputs[index].sizes(), tensor_options);
-    args.grads[g++] = grad.data_ptr();
-    if (gradients) out.grads[index] = grad;
+    grads.push_back(at::empty(inputs[index].sizes(), tensor_options));
+    args.grads[grads.size() - 1] = grads.back().data_ptr();
+    if (gradients) out.grads[index] = grads.back();
   }
   kernel.launch(args, max_width, c10::cuda::getCurrentCUDAStream(0).stream());
   return out;
