@@ -2,7 +2,8 @@
 // autograd: each loss is also written with torch ops, and the op's values and
 // gradients (inputs and weights) must match for every reduction, with and
 // without weights and avg_factor, in float32 and float64. Then every error case
-// names what is wrong.
+// names what is wrong. With a CUDA device, the op on CUDA tensors (the NVRTC
+// kernels) must agree with the op on the same CPU tensors.
 #include <gtest/gtest.h>
 
 #include <torch/torch.h>
