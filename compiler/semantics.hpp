@@ -234,9 +234,10 @@ LF_HD T relu_da(T a) { return a > T(0) ? T(1) : T(0); }
 // get the slope of what they compute, not sigmoid(-x) / 1e-20.
 template <class T>
 LF_HD T sigmoid(T a) {
-  if (a >= T(0)) return T(1) / (T(1) + math::exp(-a));
-  T e = math::exp(a);
-  return e / (T(1) + e);
+  // One exp for both branches (e^-|a| is e^-a for a >= 0, e^a below), and the
+  // same one as softplus(a)'s and softplus(-a)'s, for the compiler to share.
+  T e = math::exp(-math::fabs(a));
+  return (a >= T(0) ? T(1) : e) / (T(1) + e);
 }
 template <class T>
 LF_HD T sigmoid_da(T a) {

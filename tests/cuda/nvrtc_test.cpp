@@ -111,6 +111,31 @@ TEST(Nvrtc, RandomCandidatesCompileToPtxAndCubin) {
             << 1000 * cubin_seconds / std::max<size_t>(cubin_kernels, 1) << " ms per candidate\n";
 }
 
+// sigmoid(x) and softplus(x) both exponentiate -|x| (compiler/semantics.hpp:
+// sigmoid's two branches take one exp), so NVRTC computes that exponential
+// once: the f32 kernel of both (forward only) has as many ex2 instructions as
+// softplus(x)'s alone; so does that of the same of -x.
+// (Simplification turns CSE-Autoloss-B cls's log(sigmoid(x)) and
+// log(1 - sigmoid(x)) into softplus(-x) and softplus(x); NVRTC does not see
+// that |-x| is |x|, so x's and -x's exponentials stay two.)
+TEST(Nvrtc, SigmoidAndSoftplusShareOneExp) {
+  const auto ex2_count = [](const std::string& text) {
+    const Module module = load_module(SourceFile::from_text("<test>", text));
+    const Loss& loss = module.losses.front();
+    CudaEmitOptions options;
+    options.dtypes = {DType::F32};
+    options.gradients = false;
+    const std::string ptx = nvrtc_compile(emit_cuda(loss, options), "shared.cu", kArch, false).bytes;
+    size_t count = 0;
+    for (size_t at = ptx.find("ex2.approx"); at != std::string::npos; at = ptx.find("ex2.approx", at + 1)) ++count;
+    return count;
+  };
+  const size_t alone = ex2_count("loss a(pred x: real) = softplus(x)");
+  EXPECT_GE(alone, 1u);
+  EXPECT_EQ(ex2_count("loss b(pred x: real) = softplus(x) * sigmoid(x)"), alone);
+  EXPECT_EQ(ex2_count("loss c(pred x: real) = softplus(-x) + sigmoid(-x)"), alone);
+}
+
 TEST(Nvrtc, CompileErrorsNameTheGeneratedLine) {
   const std::string source = "extern \"C\" __global__ void broken(float* x) {\n  x[0] = undefined_name;\n}\n";
   try {
