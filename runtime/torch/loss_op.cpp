@@ -231,8 +231,9 @@ KernelOutput run_cuda(TorchLoss::State& state, const std::vector<at::Tensor>& in
   args.rows = inputs.front().size(0);
   long long max_width = 1;
   for (size_t i = 0; i < inputs.size(); ++i) {
-    args.inputs[i] = inputs[i].data_ptr();
-    args.widths[i] = inputs[i].dim() == 2 ? inputs[i].size(1) : 1;
+    const ArrayView<T> rows = rows_of<T>(inputs[i]);
+    args.inputs[i] = rows.data;
+    args.widths[i] = static_cast<long long>(rows.width);
     if (loss.inputs[i].type.is_vec()) max_width = std::max(max_width, args.widths[i]);
   }
   for (size_t p = 0; p < values.size(); ++p) args.params[p] = values[p];
