@@ -49,6 +49,10 @@ if [ ! -d "$pack" ]; then
   exit 1
 fi
 torch_prefix=$(python3 -c "import torch; print(torch.utils.cmake_prefix_path)" 2>/dev/null || echo "")
+# TorchConfig.cmake looks for libtorch and libc10 on the prefix path before its
+# own lib/: naming torch/ (two levels up) makes it take that LibTorch's even
+# where another one (Debian's) is installed system-wide.
+[ -n "$torch_prefix" ] && torch_prefix="$torch_prefix;$(cd "$torch_prefix/../.." && pwd)"
 multiarch=x86_64-linux-gnu
 export LD_LIBRARY_PATH="$pack/antlr/lib:$pack/toml/lib/$multiarch:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
 
