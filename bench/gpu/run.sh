@@ -7,7 +7,8 @@
 #      cache); with --full also the CPU-only ones (generated C++, NVRTC on
 #      1,000 candidates per preset), which CI already runs;
 #   3. runs the LibTorch op on CUDA tensors against the CPU op (loss_op_test's
-#      LossOpCuda, RoIAlign's CUDA test), when LibTorch was built with CUDA;
+#      LossOpCuda, RoIAlign's CUDA test) and every detector's losses and
+#      gradients on the GPU against the CPU, when LibTorch was built with CUDA;
 #   4. benchmarks the SPEC §7 workloads: lossforge kernel vs PyTorch eager vs
 #      torch.compile vs the bandwidth floor, warm NVRTC compile per candidate,
 #      cached load;
@@ -70,7 +71,7 @@ configure() {  # configure BUILD_DIR TORCH(ON|OFF)
 }
 targets="lossforge cuda_engine_test lossforge_gpu_bench"
 [ "$quick" = "--full" ] && targets="$targets nvrtc_test cpp_codegen_test"
-torch_targets="loss_op_test roi_align_test lossforge-train"
+torch_targets="loss_op_test roi_align_test detector_cuda_test lossforge-train"
 step configure configure "$build" ON
 step build cmake --build "$build" -j"$(nproc)" --target $targets
 # Apart, so that a LibTorch problem cannot cost the CUDA back end's tests and benchmarks.
@@ -91,6 +92,7 @@ fi
 if [ -x "$build/tests/loss_op_test" ]; then
   step torch_op_cuda "$build/tests/loss_op_test" --gtest_filter='LossOpCuda.*' --gtest_output=json:"$out/loss_op_test.json"
   step roi_align_cuda "$build/tests/roi_align_test" --gtest_filter='*Cuda*'
+  step detectors_cuda "$build/tests/detector_cuda_test" --gtest_output=json:"$out/detector_cuda_test.json"
 fi
 step cli_eval_cuda bash -c "echo '{\"x\": [0.5, -2], \"y\": [1, 0]}' > '$out/in.json' && \
   '$build/cli/lossforge' eval '$root/examples/losses/focal.loss' --inputs '$out/in.json' --backend cuda --grad --json && \

@@ -115,37 +115,33 @@ class FasterRcnnDetector final : public Detector {
     const int64_t npos = pos.size(0), nrois = all_rois.size(0);
     auto [logits, deltas] = model_->box_head(levels, all_rois);
 
-    // The second stage's losses are computed on CPU copies of its RoIs and
-    // outputs (not moved to the device yet; FCOS and ATSS compute theirs on
-    // the images' device, where the loss op runs the NVRTC kernels).
-    const at::Tensor roi_boxes = all_rois.slice(1, 1, 5).index_select(0, pos).to(at::kCPU);
-    const at::Tensor pos_deltas = deltas.index_select(0, pos).to(at::kCPU);
-    const at::Tensor target_boxes = targets_pos.to(at::kCPU);
+    // The second stage's losses, on the images' device like every term (where
+    // the loss op runs the NVRTC kernels on CUDA tensors).
+    const at::Tensor roi_boxes = all_rois.slice(1, 1, 5).index_select(0, pos);
+    const at::Tensor pos_deltas = deltas.index_select(0, pos);
     const at::Tensor decoded = decode_deltas(roi_boxes, pos_deltas, kRcnnDeltaStds);
-    const at::Tensor iou = aligned_iou(decoded.detach(), target_boxes);
+    const at::Tensor iou = aligned_iou(decoded.detach(), targets_pos);
 
-    const auto float_cpu = logits.options().device(at::kCPU);
-    at::Tensor row_iou = at::zeros({nrois}, float_cpu);
-    at::Tensor positive = at::zeros({nrois}, float_cpu.dtype(at::kBool));
+    at::Tensor row_iou = at::zeros({nrois}, logits.options());
+    at::Tensor positive = at::zeros({nrois}, logits.options().dtype(at::kBool));
     if (npos > 0) {
-      row_iou.index_put_({pos.to(at::kCPU)}, iou);
-      positive.index_fill_(0, pos.to(at::kCPU), true);
+      row_iou.index_put_({pos}, iou);
+      positive.index_fill_(0, pos, true);
     }
-    const at::Tensor y = at::one_hot(label.to(at::kCPU), classes + 1).to(float_cpu.dtype());
+    const at::Tensor y = at::one_hot(label, classes + 1).to(logits.scalar_type());
     const at::Tensor z = multi_cls_iou_map(row_iou, positive, classes + 1);
-    const at::Tensor cls = cls_({logits.to(at::kCPU).contiguous(), y, z}, mean_over(static_cast<double>(nrois)));
+    const at::Tensor cls = cls_({logits.contiguous(), y, z}, mean_over(static_cast<double>(nrois)));
 
     at::Tensor reg;
     if (npos == 0) {
-      reg = deltas.sum().to(at::kCPU) * 0;
+      reg = deltas.sum() * 0;
     } else if (reg_.on_deltas) {
-      const at::Tensor target = encode_deltas(roi_boxes, target_boxes, kRcnnDeltaStds);
+      const at::Tensor target = encode_deltas(roi_boxes, targets_pos, kRcnnDeltaStds);
       reg = reg_.loss({pos_deltas.contiguous(), target.contiguous()}, mean_over(nrois)) * o.delta_reg_weight;
     } else {
-      reg = reg_.loss({decoded.contiguous(), target_boxes.contiguous()}, mean_over(nrois)) * o.reg_weight;
+      reg = reg_.loss({decoded.contiguous(), targets_pos.contiguous()}, mean_over(nrois)) * o.reg_weight;
     }
-    // Every term on the CPU, as the slot losses are, so that the trainer's sum is on one device.
-    return {{"rpn_cls", rpn_terms.cls.to(at::kCPU)}, {"rpn_reg", rpn_terms.reg.to(at::kCPU)}, {"cls", cls}, {"reg", reg}};
+    return {{"rpn_cls", rpn_terms.cls}, {"rpn_reg", rpn_terms.reg}, {"cls", cls}, {"reg", reg}};
   }
 
   std::vector<ImageDetections> detect(const at::Tensor& images,
