@@ -1,8 +1,11 @@
 #include "cli/backend.hpp"
 
+#include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "compiler/error.hpp"
+#include "compiler/storage_types.hpp"
 #if LOSSFORGE_HAVE_LLVM
 #include "runtime/llvm_engine.hpp"
 #endif
@@ -56,12 +59,36 @@ Evaluation<T> evaluate(Backend backend, const Loss& loss, std::span<const Array<
   if (backend == Backend::Cuda) {
     // Throws UnavailableError("no CUDA device: ...") on a machine without one.
     cuda::CudaOptions cuda;
-    cuda.dtype = std::is_same_v<T, float> ? DType::F32 : DType::F64;
+    cuda.dtype = std::is_same_v<T, float> ? CudaDType::F32 : CudaDType::F64;
     cuda.gradients = options.gradients;
     return cuda::CudaLoss::compile_cached(loss, cuda, default_kernel_cache()).evaluate<T>(inputs, options);
   }
 #endif
   return interpret<T>(loss, inputs, options);
+}
+
+Evaluation<float> evaluate_stored(Backend backend, const Loss& loss, std::span<const Array<float>> inputs,
+                                  const EvalOptions& options, CudaDType dtype) {
+  if (cuda_dtype_bytes(dtype) != 2) throw std::invalid_argument("evaluate_stored: f16 or bf16");
+  require_backend(backend);
+#if LOSSFORGE_HAVE_CUDA
+  if (backend == Backend::Cuda) {
+    cuda::CudaOptions cuda;
+    cuda.dtype = dtype;
+    cuda.gradients = options.gradients;
+    return cuda::CudaLoss::compile_cached(loss, cuda, default_kernel_cache()).evaluate<float>(inputs, options);
+  }
+#endif
+  auto round = [dtype](std::vector<float>& values) {
+    for (float& v : values)
+      v = dtype == CudaDType::F16 ? storage::half_to_float(storage::half_from_float(v))
+                                  : storage::bfloat16_to_float(storage::bfloat16_from_float(v));
+  };
+  std::vector<Array<float>> rounded(inputs.begin(), inputs.end());
+  for (Array<float>& input : rounded) round(input.data);
+  Evaluation<float> result = evaluate<float>(backend, loss, std::span<const Array<float>>(rounded), options);
+  for (Array<float>& grad : result.grads) round(grad.data);
+  return result;
 }
 
 template Evaluation<float> evaluate(Backend, const Loss&, std::span<const Array<float>>, const EvalOptions&);

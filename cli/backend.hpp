@@ -7,6 +7,7 @@
 #include <span>
 #include <string_view>
 
+#include "compiler/codegen_cuda.hpp"
 #include "compiler/loss.hpp"
 #include "runtime/interpreter.hpp"
 #include "runtime/tensor.hpp"
@@ -29,5 +30,12 @@ void require_backend(Backend backend);
 template <class T>
 Evaluation<T> evaluate(Backend backend, const Loss& loss, std::span<const Array<T>> inputs,
                        const EvalOptions& options);
+
+// The same for a 16-bit storage type (f16, bf16: compiler/storage_types.hpp):
+// the CUDA back end runs its kernels of that dtype; the others compute in float
+// on the inputs rounded to it and round the gradients to it, as those kernels
+// do. The loss stays float.
+Evaluation<float> evaluate_stored(Backend backend, const Loss& loss, std::span<const Array<float>> inputs,
+                                  const EvalOptions& options, CudaDType dtype);
 
 }  // namespace lossforge::cli

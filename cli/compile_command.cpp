@@ -99,8 +99,8 @@ std::string header(const std::vector<const Loss*>& losses, const std::string& so
 std::string cuda_launchers(const Loss& loss) {
   const std::string symbol = c_codegen::default_symbol(loss.name);
   std::string t;
-  for (DType dtype : {DType::F32, DType::F64}) {
-    t += "\nextern \"C\" int " + symbol + "_cuda_" + dtype_name(dtype) +
+  for (CudaDType dtype : {CudaDType::F32, CudaDType::F64}) {
+    t += "\nextern \"C\" int " + symbol + "_cuda_" + cuda_dtype_name(dtype) +
          "(const LossforgeLaunch* args, long long max_width, void* stream) {\n";
     t += "  if (args->rows <= 0) return 0;\n";
     t += "  int device = 0, sms = 1;\n";
@@ -157,7 +157,7 @@ int run_compile(const CompileArgs& args) {
     host.preamble = i == 0;
     cpp += emit_cpp(kernel, host);
     CudaEmitOptions device;
-    device.dtypes = {DType::F32, DType::F64};
+    device.dtypes = {CudaDType::F32, CudaDType::F64};
     device.preamble = i == 0;
     cu += emit_cuda(kernel, device);
     cu += cuda_launchers(*losses[i]);

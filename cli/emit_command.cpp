@@ -34,7 +34,10 @@ Kernel kernel_to_emit(const EmitArgs& args, const Loss& loss) {
 }
 
 int run_emit(const EmitArgs& args) {
-  const DType dtype = args.dtype == "f64" ? DType::F64 : DType::F32;
+  const CudaDType cuda_dtype = *find_cuda_dtype(args.dtype);
+  const DType dtype = compute_dtype(cuda_dtype);
+  if (args.target != "cuda" && cuda_dtype_bytes(cuda_dtype) == 2)
+    throw UsageError("--dtype " + args.dtype + ": 16-bit kernels are the CUDA target's (--target cuda)");
   // CUDA and C++ are source text: no toolkit is needed to print them.
   if (args.target == "cuda" || args.target == "cpp") {
     const LossSet losses = load_losses(args.loss);
@@ -42,7 +45,7 @@ int run_emit(const EmitArgs& args) {
     const Kernel kernel = kernel_to_emit(args, loss);
     if (args.target == "cuda") {
       CudaEmitOptions options;
-      options.dtypes = {dtype};
+      options.dtypes = {cuda_dtype};
       std::cout << emit_cuda(kernel, options);
     } else {
       CppEmitOptions options;
@@ -71,8 +74,8 @@ Command add_emit_command(CLI::App& parent) {
   app->add_option("--target", args->target, "Code generator")
       ->check(CLI::IsMember({"llvm", "cuda", "cpp"}))
       ->capture_default_str();
-  app->add_option("--dtype", args->dtype, "Floating-point type of the kernel")
-      ->check(CLI::IsMember({"f32", "f64"}))
+  app->add_option("--dtype", args->dtype, "Floating-point type of the kernel (f16 and bf16: CUDA, float arithmetic)")
+      ->check(CLI::IsMember({"f32", "f64", "f16", "bf16"}))
       ->capture_default_str();
   app->add_flag("--optimized", args->optimized, "LLVM: after the optimisation passes for this CPU (vectorised), not as generated");
   app->add_flag("--forward-only", args->forward_only, "The loss alone, without its gradients");

@@ -4,6 +4,7 @@
 #include <iostream>
 #include <memory>
 #include <optional>
+#include <type_traits>
 
 #include "cli/backend.hpp"
 #include "cli/command.hpp"
@@ -31,7 +32,9 @@ constexpr const char* kFooter = R"(IN.json maps each input of the loss to an arr
   a number for `real`, an array of C numbers for `real[C]`, [x1, y1, x2, y2] for `box`.
   {"x": [0.5, -2], "y": [1, 0]}        ("-" reads it from standard input)
 With --json the result is {"loss": [one number per row], "grad": {"<pred input>": [shaped like the input]}}
-(grad only with --grad), numbers in shortest round-trip form for the dtype. The value is the formula's
+(grad only with --grad), numbers in shortest round-trip form for the dtype. With --dtype f16 or bf16 the
+inputs are rounded to that type, the arithmetic is float and the gradients are rounded to the type, as the
+CUDA back end's 16-bit kernels do (the loss stays float). The value is the formula's
 own, per row: alpha_t factors, weights and reductions belong to the training wiring.
 Exit status: 0 ok, 1 bad input or loss, 2 bad command line, 3 a loss or gradient is NaN or infinite
 (printed as null; rows count from 0). A formula that starts with '-' goes after "--".
@@ -122,6 +125,10 @@ int evaluate_and_print(const EvalArgs& args, Backend backend, const Loss& loss, 
     // Nothing to evaluate: a real[C] width may not even be known.
     if (options.gradients)
       for (size_t index : loss.pred_inputs()) result.grads.emplace_back(0, inputs[index].width);
+  } else if constexpr (std::is_same_v<T, float>) {
+    const CudaDType dtype = *find_cuda_dtype(args.dtype);
+    result = cuda_dtype_bytes(dtype) == 2 ? evaluate_stored(backend, loss, inputs, options, dtype)
+                                          : evaluate<T>(backend, loss, inputs, options);
   } else {
     result = evaluate<T>(backend, loss, inputs, options);
   }
@@ -164,8 +171,9 @@ Command add_eval_command(CLI::App& parent) {
   app->add_option("--backend", args->backend, "Evaluation engine")
       ->check(CLI::IsMember(std::vector<std::string>(kBackendNames.begin(), kBackendNames.end())))
       ->capture_default_str();
-  app->add_option("--dtype", args->dtype, "Floating-point type of the evaluation")
-      ->check(CLI::IsMember({"f32", "f64"}))
+  app->add_option("--dtype", args->dtype,
+                  "Floating-point type of the evaluation; f16 and bf16 are storage around float arithmetic")
+      ->check(CLI::IsMember({"f32", "f64", "f16", "bf16"}))
       ->capture_default_str();
   app->add_flag("--json", args->json, "Print JSON instead of a table");
   app->footer(kFooter);

@@ -44,6 +44,8 @@ std::string launch_struct();
 
 // compiler/semantics.hpp as text (embedded at build time).
 const std::string& semantics_text();
+// compiler/storage_types.hpp as text (embedded at build time).
+const std::string& storage_types_text();
 
 // "lossforge_" + the loss name with every character outside [A-Za-z0-9_] as '_'.
 std::string default_symbol(const std::string& loss_name);
@@ -61,8 +63,10 @@ std::string row_function(const Kernel& kernel, const std::string& symbol);
 // A call of the row function for row `row` (a C++ expression of type long long)
 // of the launch block `args` (an lvalue of type LossforgeLaunch), with lane
 // policy `lanes`, gradient scale `gscale` and T already a typedef in scope.
-// Inputs and gradient rows are addressed from the launch block's pointers.
+// Inputs and gradient rows are addressed from the launch block's pointers as
+// arrays of `storage` (T, or a 16-bit type of compiler/storage_types.hpp).
 std::string row_call(const Kernel& kernel, const std::string& symbol, const std::string& lanes,
-                     const std::string& args, const std::string& row, const std::string& gscale);
+                     const std::string& args, const std::string& row, const std::string& gscale,
+                     const std::string& storage = "T");
 
 }  // namespace lossforge::c_codegen

@@ -2,6 +2,7 @@
 // (compiler/codegen_c.hpp) under the three launch layouts of codegen_cuda.hpp.
 #include "compiler/codegen_cuda.hpp"
 
+#include <algorithm>
 #include <string>
 
 #include "compiler/codegen_c.hpp"
@@ -32,6 +33,22 @@ __device__ inline void store4(double* d, const double* s, bool aligned) {
   if (aligned) { __stcs((double2*)d, make_double2(s[0], s[1])); __stcs((double2*)d + 1, make_double2(s[2], s[3])); }
   else { d[0] = s[0]; d[1] = s[1]; d[2] = s[2]; d[3] = s[3]; }
 }
+// A box of a 16-bit storage type: one 8-byte access when aligned.
+template <class T, class S>
+__device__ inline void load4(T* d, const S* s, bool aligned) {
+  if (aligned) {
+    const ushort4 v = *(const ushort4*)s;
+    const S e[4] = {{v.x}, {v.y}, {v.z}, {v.w}};
+    d[0] = e[0]; d[1] = e[1]; d[2] = e[2]; d[3] = e[3];
+  } else { d[0] = s[0]; d[1] = s[1]; d[2] = s[2]; d[3] = s[3]; }
+}
+template <class S, class T>
+__device__ inline void store4(S* d, const T* s, bool aligned) {
+  S e[4];
+  e[0] = s[0]; e[1] = s[1]; e[2] = s[2]; e[3] = s[3];
+  if (aligned) __stcs((ushort4*)d, make_ushort4(e[0].bits, e[1].bits, e[2].bits, e[3].bits));
+  else { d[0] = e[0]; d[1] = e[1]; d[2] = e[2]; d[3] = e[3]; }
+}
 // Four consecutive floats from row 4q on: one 16-byte load when `whole`,
 // else element by element up to row n (zeros beyond).
 __device__ inline float4 load_quad(const float* p, long long q, long long n, bool whole) {
@@ -60,12 +77,24 @@ __device__ inline void add_total(const LossforgeLaunch& args, double total) {
 #endif
 )lf";
 
-std::string head(const std::string& name, DType dtype) {
-  const char* type = dtype == DType::F32 ? "float" : "double";
+// The C++ type of the arrays of `dtype`.
+const char* storage_type(CudaDType dtype) {
+  switch (dtype) {
+    case CudaDType::F32: return "float";
+    case CudaDType::F64: return "double";
+    case CudaDType::F16: return "lossforge::storage::half";
+    case CudaDType::BF16: return "lossforge::storage::bfloat16";
+  }
+  return "?";
+}
+
+// T: the compute type; S: the element type of inputs, weights and gradients.
+std::string head(const std::string& name, CudaDType dtype) {
   std::string text = "extern \"C\" __global__ void __launch_bounds__(" + std::to_string(kCudaBlockSize) + ") " + name +
                      "(const LossforgeLaunch args) {\n";
-  text += "  typedef " + std::string(type) + " T;\n";
-  text += "  const T* weight = (const T*)args.weight;\n";
+  text += "  typedef " + std::string(compute_dtype(dtype) == DType::F32 ? "float" : "double") + " T;\n";
+  text += "  typedef " + std::string(storage_type(dtype)) + " S;\n";
+  text += "  const S* weight = (const S*)args.weight;\n";
   text += "  T* loss = (T*)args.loss;\n";
   text += "  const T gscale = T(args.grad_scale);\n";
   text += "  const long long n = args.rows;\n";
@@ -79,11 +108,11 @@ std::string scalar_row(const Kernel& kernel, const std::string& symbol, const st
   std::string t;
   std::string call = "lossforge::gen::" + symbol + "_row<T, lossforge::gen::Serial>(";
   for (size_t i = 0; i < loss.inputs.size(); ++i) {
-    const std::string x = "x" + std::to_string(i), src = "((const T*)args.inputs[" + std::to_string(i) + "])";
+    const std::string x = "x" + std::to_string(i), src = "((const S*)args.inputs[" + std::to_string(i) + "])";
     if (loss.inputs[i].type.is_box())
       t += indent + "T " + x + "[4]; lossforge::gen::load4(" + x + ", " + src + " + 4 * r, aligned);\n";
     else
-      t += indent + "T " + x + "[1] = {" + src + "[r]};\n";
+      t += indent + "T " + x + "[1] = {T(" + src + "[r])};\n";
     call += x + ", ";
   }
   call += "args.widths, args.params, w * gscale";
@@ -92,16 +121,16 @@ std::string scalar_row(const Kernel& kernel, const std::string& symbol, const st
     t += indent + "T y" + std::to_string(g) + "[" + (box ? "4" : "1") + "];\n";
     call += ", y" + std::to_string(g);
   }
-  t += indent + "const T w = weight ? weight[r] : T(1);\n";
+  t += indent + "const T w = weight ? T(weight[r]) : T(1);\n";
   t += indent + "const T l = " + call + ") * w;\n";
   t += indent + "if (loss) loss[r] = l;\n";
   t += indent + "total += double(l);\n";
   for (size_t g = 0; g < kernel.gradients.size(); ++g) {
     const std::string gs = std::to_string(g), out = "args.grads[" + gs + "]";
     if (loss.inputs[kernel.gradients[g].input].type.is_box())
-      t += indent + "if (" + out + ") lossforge::gen::store4((T*)" + out + " + 4 * r, y" + gs + ", aligned);\n";
+      t += indent + "if (" + out + ") lossforge::gen::store4((S*)" + out + " + 4 * r, y" + gs + ", aligned);\n";
     else
-      t += indent + "if (" + out + ") ((T*)" + out + ")[r] = y" + gs + "[0];\n";
+      t += indent + "if (" + out + ") ((S*)" + out + ")[r] = y" + gs + "[0];\n";
   }
   return t;
 }
@@ -144,7 +173,7 @@ std::string quad_rows(const Kernel& kernel, const std::string& symbol) {
   return t;
 }
 
-std::string rows_kernel(const Kernel& kernel, const std::string& symbol, DType dtype) {
+std::string rows_kernel(const Kernel& kernel, const std::string& symbol, CudaDType dtype) {
   const Loss& loss = kernel.loss;
   std::string t = head(cuda_kernel_name(symbol, dtype, CudaLayout::Rows), dtype);
   t += "  const long long stride = (long long)gridDim.x * blockDim.x;\n";
@@ -156,7 +185,7 @@ std::string rows_kernel(const Kernel& kernel, const std::string& symbol, DType d
     t += "  aligned = aligned && lossforge::gen::aligned16(args.grads[" + std::to_string(g) + "]);\n";
   bool all_real = true;
   for (const LossInput& in : loss.inputs) all_real = all_real && in.type.is_real();
-  if (dtype == DType::F32 && all_real) {
+  if (dtype == CudaDType::F32 && all_real) {
     t += "  for (long long q = first; q < (n + 3) / 4; q += stride) {\n";
     t += quad_rows(kernel, symbol);
     t += "  }\n";
@@ -169,7 +198,7 @@ std::string rows_kernel(const Kernel& kernel, const std::string& symbol, DType d
   return t;
 }
 
-std::string lanes_kernel(const Kernel& kernel, const std::string& symbol, DType dtype, CudaLayout layout) {
+std::string lanes_kernel(const Kernel& kernel, const std::string& symbol, CudaDType dtype, CudaLayout layout) {
   const bool warp = layout == CudaLayout::Warp;
   const std::string lanes = warp ? "Warp" : "Block";
   std::string t = head(cuda_kernel_name(symbol, dtype, layout), dtype);
@@ -179,8 +208,8 @@ std::string lanes_kernel(const Kernel& kernel, const std::string& symbol, DType 
   } else {
     t += "  for (long long r = blockIdx.x; r < n; r += gridDim.x) {\n";
   }
-  t += "    const T w = weight ? weight[r] : T(1);\n";
-  t += "    const T l = " + c_codegen::row_call(kernel, symbol, lanes, "args", "r", "w * gscale") + " * w;\n";
+  t += "    const T w = weight ? T(weight[r]) : T(1);\n";
+  t += "    const T l = " + c_codegen::row_call(kernel, symbol, lanes, "args", "r", "w * gscale", "S") + " * w;\n";
   t += "    if (lossforge::gen::" + lanes + "::leader()) {\n";
   t += "      if (loss) loss[r] = l;\n";
   t += "      total += double(l);\n";
@@ -205,8 +234,34 @@ CudaLayout cuda_layout(const Loss& loss, long long max_width) {
   return max_width <= kWarpMaxWidth ? CudaLayout::Warp : CudaLayout::Block;
 }
 
-std::string cuda_kernel_name(const std::string& symbol, DType dtype, CudaLayout layout) {
-  return symbol + "_" + dtype_name(dtype) + "_" + cuda_layout_name(layout);
+const char* cuda_dtype_name(CudaDType dtype) {
+  switch (dtype) {
+    case CudaDType::F32: return "f32";
+    case CudaDType::F64: return "f64";
+    case CudaDType::F16: return "f16";
+    case CudaDType::BF16: return "bf16";
+  }
+  return "?";
+}
+
+std::optional<CudaDType> find_cuda_dtype(std::string_view name) {
+  for (CudaDType dtype : {CudaDType::F32, CudaDType::F64, CudaDType::F16, CudaDType::BF16})
+    if (name == cuda_dtype_name(dtype)) return dtype;
+  return std::nullopt;
+}
+
+int cuda_dtype_bytes(CudaDType dtype) {
+  switch (dtype) {
+    case CudaDType::F32: return 4;
+    case CudaDType::F64: return 8;
+    case CudaDType::F16:
+    case CudaDType::BF16: return 2;
+  }
+  return 0;
+}
+
+std::string cuda_kernel_name(const std::string& symbol, CudaDType dtype, CudaLayout layout) {
+  return symbol + "_" + cuda_dtype_name(dtype) + "_" + cuda_layout_name(layout);
 }
 
 std::string emit_cuda(const Loss& loss, const CudaEmitOptions& options) {
@@ -219,10 +274,13 @@ std::string emit_cuda(const Kernel& kernel, const CudaEmitOptions& options) {
   if (options.preamble) {
     text += "// Generated by lossforge (compiler/codegen_cuda.cpp): CUDA kernels for the losses below.\n";
     text += c_codegen::preamble();
+    const bool sixteen_bit = std::any_of(options.dtypes.begin(), options.dtypes.end(),
+                                         [](CudaDType d) { return cuda_dtype_bytes(d) == 2; });
+    if (sixteen_bit) text += "// ---- compiler/storage_types.hpp (embedded) ----\n" + c_codegen::storage_types_text();
     text += kDeviceHelpers;
   }
   text += "\n" + c_codegen::row_function(kernel, symbol);
-  for (DType dtype : options.dtypes) {
+  for (CudaDType dtype : options.dtypes) {
     if (!c_codegen::has_columns(kernel.loss)) {
       text += "\n" + rows_kernel(kernel, symbol, dtype);
     } else {

@@ -205,6 +205,8 @@ std::string KernelKey::text() const {
   return out;
 }
 
+uint64_t stable_hash(std::string_view text) { return checksum64(0x736f757263657478ULL, text); }
+
 uint64_t KernelKey::digest() const { return checksum64(0x6b65726e656c6b79ULL, text()); }
 
 std::string default_cache_directory() {

@@ -60,6 +60,10 @@ struct KernelKey {
   friend bool operator==(const KernelKey&, const KernelKey&) = default;
 };
 
+// A stable 64-bit hash of `text` (the checksum the entries carry), for keys
+// that name generated code: a back end whose code generator changed gets a new key.
+uint64_t stable_hash(std::string_view text);
+
 struct KernelCacheOptions {
   // Where entries live on disk. nullopt: default_cache_directory(). An empty
   // string: memory only, silently (tests, sandboxes).

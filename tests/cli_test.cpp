@@ -21,11 +21,14 @@
 #include <string>
 #include <vector>
 
+#include "compiler/storage_types.hpp"
+
 extern char** environ;
 
 namespace {
 
 namespace fs = std::filesystem;
+namespace storage = lossforge::storage;
 using nlohmann::json;
 
 // ---- running the executable -------------------------------------------------
@@ -361,6 +364,40 @@ TEST_F(CliTest, EvalRealInputsWithGradientsInF32AndF64) {
       expect_near_relative(out["grad"]["x"][r].get<double>(), s - y[r], tolerance, "grad row " + std::to_string(r));
     }
   }
+}
+
+// f16 and bf16 are storage around float arithmetic: the inputs are rounded to
+// the type, the loss is float, the gradients are values of the type.
+TEST_F(CliTest, EvalInSixteenBitDtypesRoundsInputsAndGradients) {
+  const std::string loss = write("sq.loss", "loss sq(pred x: real) = x * x / 3\n");
+  const std::vector<double> x = {0.1, 1000.3, -3.14159, 1e-6};
+  const std::string inputs = write_json("in.json", {{"x", x}});
+  for (const char* dtype : {"f16", "bf16"}) {
+    SCOPED_TRACE(dtype);
+    const bool half = std::string(dtype) == "f16";
+    auto round = [half](float v) {
+      return half ? storage::half_to_float(storage::half_from_float(v))
+                  : storage::bfloat16_to_float(storage::bfloat16_from_float(v));
+    };
+    json out = eval_json({loss, "--inputs", inputs, "--grad", "--dtype", dtype});
+    ASSERT_EQ(out["loss"].size(), x.size());
+    for (size_t r = 0; r < x.size(); ++r) {
+      const float xr = round(float(x[r]));
+      const float square = xr * xr;
+      expect_near_relative(out["loss"][r].get<double>(), square / 3.0f, 1e-7, "loss row " + std::to_string(r));
+      const float g = out["grad"]["x"][r].get<float>();
+      EXPECT_EQ(round(g), g) << "row " << r << ": the gradient " << g << " is not a " << dtype << " value";
+      expect_near_relative(g, 2 * xr / 3, half ? 1e-3 : 8e-3, "grad row " + std::to_string(r));
+    }
+  }
+  // Only the CUDA target has 16-bit kernels to print.
+  const CliRun emit = run_cli({"emit", loss, "--target", "cpp", "--dtype", "bf16"});
+  EXPECT_EQ(emit.status, 2) << emit;
+  EXPECT_NE(emit.err.find("16-bit kernels are the CUDA target's"), std::string::npos) << emit;
+  const CliRun cuda = run_cli({"emit", loss, "--target", "cuda", "--dtype", "bf16"});
+  EXPECT_EQ(cuda.status, 0) << cuda;
+  EXPECT_NE(cuda.out.find("lossforge_sq_bf16_rows"), std::string::npos);
+  EXPECT_NE(cuda.out.find("typedef lossforge::storage::bfloat16 S;"), std::string::npos);
 }
 
 TEST_F(CliTest, EvalFocalLossMatchesTheFormula) {
@@ -733,7 +770,7 @@ TEST_F(CliTest, UsageErrorsExitWithTwo) {
            {"frobnicate"},
            {"eval", loss},                                   // no --inputs
            {"eval", "--inputs", "in.json"},                  // no source
-           {"eval", loss, "--inputs", "in.json", "--dtype", "f16"},
+           {"eval", loss, "--inputs", "in.json", "--dtype", "f8"},
            {"eval", loss, "--inputs", "in.json", "--bogus"},
            {"fmt", loss, "-i", "--check"},
            {"check"},

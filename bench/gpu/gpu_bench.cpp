@@ -1,5 +1,6 @@
 // lossforge's CUDA kernels on the SPEC §7 workloads (fp32, forward + backward
-// + mean reduction in one launch), plus NVRTC compile and cached-load times.
+// + mean reduction in one launch; three also with bf16 or f16 arrays), plus
+// NVRTC compile and cached-load times.
 // Prints one JSON object; bench/gpu/run.sh puts it next to PyTorch's numbers.
 //
 //   lossforge_gpu_bench [--quick]
@@ -15,6 +16,7 @@
 #include "compiler/frontend.hpp"
 #include "compiler/presets.hpp"
 #include "compiler/simplify.hpp"
+#include "compiler/storage_types.hpp"
 #include "runtime/cuda/cuda_engine.hpp"
 #include "runtime/cuda/driver.hpp"
 #include "search/generate.hpp"
@@ -45,6 +47,7 @@ struct Workload {
   Loss loss;
   long long rows;
   long long width;  // real[C] width (1 otherwise)
+  CudaDType dtype = CudaDType::F32;
 };
 
 // Device arrays of random data for every input, a gradient per pred input.
@@ -57,12 +60,21 @@ struct Buffers {
   }
 };
 
-CUdeviceptr upload(const Driver& d, Buffers& b, const std::vector<float>& host) {
+CUdeviceptr upload(const Driver& d, Buffers& b, const void* host, size_t bytes) {
   CUdeviceptr p = 0;
-  d.check(d.cuMemAlloc(&p, host.size() * sizeof(float)), "alloc");
-  d.check(d.cuMemcpyHtoD(p, host.data(), host.size() * sizeof(float)), "upload");
+  d.check(d.cuMemAlloc(&p, bytes), "alloc");
+  d.check(d.cuMemcpyHtoD(p, host, bytes), "upload");
   b.owned.push_back(p);
   return p;
+}
+
+// The values in the workload's dtype: floats as they are, or rounded to 16 bits.
+CUdeviceptr upload(const Driver& d, Buffers& b, const std::vector<float>& host, CudaDType dtype) {
+  if (dtype == CudaDType::F32) return upload(d, b, host.data(), host.size() * sizeof(float));
+  std::vector<unsigned short> stored(host.size());
+  for (size_t k = 0; k < host.size(); ++k)
+    stored[k] = dtype == CudaDType::F16 ? storage::half_from_float(host[k]) : storage::bfloat16_from_float(host[k]);
+  return upload(d, b, stored.data(), stored.size() * sizeof(unsigned short));
 }
 
 void fill(const Driver& d, const Workload& w, Buffers& b) {
@@ -88,15 +100,16 @@ void fill(const Driver& d, const Workload& w, Buffers& b) {
     } else {
       for (float& v : host) v = unit(rng) < 0.1f ? 1.0f : 0.0f;
     }
-    b.args.inputs[i] = reinterpret_cast<void*>(upload(d, b, host));
+    const size_t element_bytes = size_t(cuda_dtype_bytes(w.dtype));
+    b.args.inputs[i] = reinterpret_cast<void*>(upload(d, b, host, w.dtype));
     b.args.widths[i] = width;
-    b.bytes += double(host.size()) * sizeof(float);
+    b.bytes += double(host.size() * element_bytes);
     if (in.pred) {
       CUdeviceptr g = 0;
-      d.check(d.cuMemAlloc(&g, host.size() * sizeof(float)), "alloc");
+      d.check(d.cuMemAlloc(&g, host.size() * element_bytes), "alloc");
       b.owned.push_back(g);
       b.args.grads[grad++] = reinterpret_cast<void*>(g);
-      b.bytes += double(host.size()) * sizeof(float);
+      b.bytes += double(host.size() * element_bytes);
     }
   }
   CUdeviceptr total = 0;
@@ -137,6 +150,11 @@ int main(int argc, char** argv) {
         {"cse_b_reg_4M", example("cse_autoloss_b.loss", "cse_autoloss_b_reg"), (long long)(4e6 * scale), 1},
         {"cross_entropy_200kx81", example("cross_entropy.loss", "cross_entropy"), (long long)(200e3 * scale), 81},
         {"cse_a_cls_200kx81", example("cse_autoloss_a.loss", "cse_autoloss_a_cls"), (long long)(200e3 * scale), 81},
+        // 16-bit storage around float arithmetic: half the bytes of the f32 rows.
+        {"focal_25.6M_bf16", example("focal.loss", "sigmoid_focal"), (long long)(25.6e6 * scale), 1, CudaDType::BF16},
+        {"giou_4M_f16", example("giou.loss", "giou"), (long long)(4e6 * scale), 1, CudaDType::F16},
+        {"cross_entropy_200kx81_bf16", example("cross_entropy.loss", "cross_entropy"), (long long)(200e3 * scale), 81,
+         CudaDType::BF16},
     };
     // Private cache directory: the first compile of each workload is a miss.
     const std::string cache_dir = std::filesystem::temp_directory_path() / ("lossforge_gpu_bench_" + std::to_string(::getpid()));
@@ -147,6 +165,7 @@ int main(int argc, char** argv) {
     for (size_t k = 0; k < workloads.size(); ++k) {
       const Workload& w = workloads[k];
       CudaOptions options;
+      options.dtype = w.dtype;
       double compile_ms = 0, cached_ms = 0;
       {
         KernelCache cache(cache_options);

@@ -96,7 +96,9 @@ if [ -x "$build/tests/loss_op_test" ]; then
 fi
 step cli_eval_cuda bash -c "echo '{\"x\": [0.5, -2], \"y\": [1, 0]}' > '$out/in.json' && \
   '$build/cli/lossforge' eval '$root/examples/losses/focal.loss' --inputs '$out/in.json' --backend cuda --grad --json && \
-  '$build/cli/lossforge' eval '$root/examples/losses/focal.loss' --inputs '$out/in.json' --backend interp --grad --json"
+  '$build/cli/lossforge' eval '$root/examples/losses/focal.loss' --inputs '$out/in.json' --backend interp --grad --json && \
+  '$build/cli/lossforge' eval '$root/examples/losses/focal.loss' --inputs '$out/in.json' --backend cuda --grad --dtype bf16 --json && \
+  '$build/cli/lossforge' eval '$root/examples/losses/focal.loss' --inputs '$out/in.json' --backend interp --grad --dtype bf16 --json"
 
 size_flag=""; [ "$quick" = "--quick" ] && size_flag=--quick
 step lossforge_bench bash -c "'$build/bench/gpu/lossforge_gpu_bench' $size_flag > '$out/lossforge_bench.json'"

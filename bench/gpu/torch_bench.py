@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""PyTorch eager and torch.compile on the SPEC §7 workloads (fp32, forward +
-backward of the mean loss, median of 40), the same formulas as the .loss files
+"""PyTorch eager and torch.compile on the SPEC §7 workloads (fp32, three also
+in bf16 or f16; forward + backward of the mean loss, median of 40), the same formulas as the .loss files
 written as one eager op per node (what CSE-Autoloss users run), plus the copy
 bandwidth that gives each workload's floor. Prints JSON (bench/gpu/run.sh)."""
 import json
@@ -111,6 +111,11 @@ def workloads():
     onehot = torch.nn.functional.one_hot(torch.randint(0, 81, (r,), device=dev), 81).float()
     yield "cross_entropy_200kx81", cross_entropy, [logits, onehot], 12 * 81 * r
     yield "cse_a_cls_200kx81", cse_a_cls, [logits, onehot, torch.rand(r, 81, device=dev)], 16 * 81 * r
+    # 16-bit inputs (as under autocast), the eager ops in that dtype; half the floor's bytes.
+    yield "focal_25.6M_bf16", focal, [x.bfloat16(), binary(n).bfloat16()], 6 * n
+    p, g = boxes(b)
+    yield "giou_4M_f16", giou, [p.half(), g.half()], 24 * b
+    yield "cross_entropy_200kx81_bf16", cross_entropy, [logits.bfloat16(), onehot.bfloat16()], 6 * 81 * r
 
 
 def time_ms(step, reps=40):

@@ -1,6 +1,7 @@
 #include "runtime/cuda/cuda_engine.hpp"
 
 #include <algorithm>
+#include <cstdio>
 #include <stdexcept>
 #include <type_traits>
 #include <utility>
@@ -9,6 +10,7 @@
 #include "compiler/codegen_c.hpp"
 #include "compiler/error.hpp"
 #include "compiler/simplify.hpp"
+#include "compiler/storage_types.hpp"
 #include "runtime/cuda/driver.hpp"
 #include "runtime/cuda/nvrtc_compiler.hpp"
 #include "runtime/input_check.hpp"
@@ -57,17 +59,36 @@ std::optional<CudaImage> decode(const std::string& payload) {
   return image;
 }
 
-KernelKey cache_key(const Loss& canonical, const CudaOptions& options, const Driver& driver) {
+KernelKey cache_key(const Loss& canonical, const CudaOptions& options, const Driver& driver, const std::string& source) {
   KernelKey key;
   key.loss_hash = canonical_hash(canonical.body);
   key.backend = "cuda";
   key.target = "sm_" + std::to_string(driver.arch);
-  key.dtype = dtype_name(options.dtype);
+  key.dtype = cuda_dtype_name(options.dtype);
   key.compiler_version = nvrtc_version();
   for (const LossInput& input : canonical.inputs) key.variant += input.type.str() + (input.pred ? " pred;" : ";");
   key.variant += "params=" + std::to_string(canonical.params.size());
   key.variant += options.gradients ? ";gradients" : ";forward";
+  // The generated source itself: a change of the code generator or of the
+  // embedded semantics must not load kernels compiled from the old one.
+  char source_hash[17];
+  std::snprintf(source_hash, sizeof source_hash, "%016llx", static_cast<unsigned long long>(stable_hash(source)));
+  key.variant += ";source=" + std::string(source_hash);
   return key;
+}
+
+// Host arrays of a 16-bit dtype, rounded as the kernels round.
+template <class T>
+std::vector<unsigned short> to_storage(CudaDType dtype, const T* data, size_t count) {
+  std::vector<unsigned short> out(count);
+  for (size_t k = 0; k < count; ++k)
+    out[k] = dtype == CudaDType::F16 ? storage::half_from_float(float(data[k])) : storage::bfloat16_from_float(float(data[k]));
+  return out;
+}
+template <class T>
+void from_storage(CudaDType dtype, const std::vector<unsigned short>& stored, T* out) {
+  for (size_t k = 0; k < stored.size(); ++k)
+    out[k] = T(dtype == CudaDType::F16 ? storage::half_to_float(stored[k]) : storage::bfloat16_to_float(stored[k]));
 }
 
 unsigned grid_for(long long units, int multiprocessors) {
@@ -151,8 +172,8 @@ struct CudaLoss::Impl {
 
   template <class T>
   Reduced<T> run(std::span<const Array<T>> inputs, const ReduceOptions& reduce, const EvalOptions& eval) const {
-    if ((options.dtype == DType::F32) != std::is_same_v<T, float>)
-      throw std::invalid_argument("CudaLoss: '" + loss.name + "' was compiled for " + dtype_name(options.dtype));
+    if ((compute_dtype(options.dtype) == DType::F32) != std::is_same_v<T, float>)
+      throw std::invalid_argument("CudaLoss: '" + loss.name + "' was compiled for " + cuda_dtype_name(options.dtype));
     if (eval.gradients && !gradients && !loss.pred_inputs().empty())
       throw std::invalid_argument("CudaLoss: '" + loss.name + "' was compiled without gradients");
     const BatchShape shape = check_inputs(loss, inputs);
@@ -178,21 +199,28 @@ struct CudaLoss::Impl {
       driver.check(driver.cuMemcpyHtoD(buffers.back().get(), data, bytes), "cannot copy to the device");
       return buffers.back().pointer();
     };
+    // Arrays of the kernel's element type (16-bit ones converted here).
+    auto upload_as_dtype = [&](const T* data, size_t count) {
+      if (cuda_dtype_bytes(options.dtype) == int(sizeof(T))) return upload(data, count * sizeof(T));
+      const std::vector<unsigned short> stored = to_storage(options.dtype, data, count);
+      return upload(stored.data(), stored.size() * sizeof(unsigned short));
+    };
     long long max_width = 1;
     for (size_t i = 0; i < inputs.size(); ++i) {
-      args.inputs[i] = upload(inputs[i].data.data(), inputs[i].data.size() * sizeof(T));
+      args.inputs[i] = upload_as_dtype(inputs[i].data.data(), inputs[i].data.size());
       args.widths[i] = (long long)inputs[i].width;
       if (loss.inputs[i].type.is_vec()) max_width = std::max(max_width, args.widths[i]);
     }
     if (!reduce.weights.empty()) {
       const std::vector<T> weights(reduce.weights.begin(), reduce.weights.end());
-      args.weight = upload(weights.data(), weights.size() * sizeof(T));
+      args.weight = upload_as_dtype(weights.data(), weights.size());
     }
     DeviceBuffer loss_out(driver, shape.rows * sizeof(T));
     args.loss = loss_out.pointer();
+    const size_t element_bytes = size_t(cuda_dtype_bytes(options.dtype));
     std::vector<DeviceBuffer> grad_out;
     for (size_t g = 0; g < result.rows.grads.size(); ++g) {
-      grad_out.emplace_back(driver, result.rows.grads[g].data.size() * sizeof(T));
+      grad_out.emplace_back(driver, result.rows.grads[g].data.size() * element_bytes);
       args.grads[g] = grad_out.back().pointer();
     }
     DeviceBuffer total(driver, sizeof(double));
@@ -208,10 +236,18 @@ struct CudaLoss::Impl {
     driver.check(driver.cuCtxSynchronize(), "the kernel of '" + loss.name + "' failed");
     driver.check(driver.cuMemcpyDtoH(result.rows.loss.data(), loss_out.get(), shape.rows * sizeof(T)),
                  "cannot copy the loss back");
-    for (size_t g = 0; g < result.rows.grads.size(); ++g)
-      driver.check(driver.cuMemcpyDtoH(result.rows.grads[g].data.data(), grad_out[g].get(),
-                                       result.rows.grads[g].data.size() * sizeof(T)),
+    for (size_t g = 0; g < result.rows.grads.size(); ++g) {
+      std::vector<T>& grad = result.rows.grads[g].data;
+      if (element_bytes == sizeof(T)) {
+        driver.check(driver.cuMemcpyDtoH(grad.data(), grad_out[g].get(), grad.size() * sizeof(T)),
+                     "cannot copy a gradient back");
+        continue;
+      }
+      std::vector<unsigned short> stored(grad.size());
+      driver.check(driver.cuMemcpyDtoH(stored.data(), grad_out[g].get(), stored.size() * sizeof(unsigned short)),
                    "cannot copy a gradient back");
+      from_storage(options.dtype, stored, grad.data());
+    }
     if (args.total) driver.check(driver.cuMemcpyDtoH(&result.total, total.get(), sizeof(double)), "cannot copy the total back");
     return result;
   }
@@ -240,8 +276,8 @@ CudaLoss CudaLoss::compile_cached(const Loss& loss, const CudaOptions& options, 
   const Loss canonical = simplify(loss);
   const Kernel kernel =
       options.gradients ? gradient_kernel(canonical, differentiate(canonical)) : forward_kernel(canonical);
-  const KernelKey key = cache_key(canonical, options, driver);
   auto impl = Impl::generate(kernel, options);
+  const KernelKey key = cache_key(canonical, options, driver, impl->source);
   if (std::optional<std::string> payload = cache.lookup(key)) {
     if (std::optional<CudaImage> image = decode(*payload)) {
       impl->image = std::move(*image);

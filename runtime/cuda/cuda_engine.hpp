@@ -29,7 +29,7 @@
 namespace lossforge::cuda {
 
 struct CudaOptions {
-  DType dtype = DType::F32;
+  CudaDType dtype = CudaDType::F32;  // f16 and bf16: 16-bit arrays, float arithmetic
   bool gradients = true;
 };
 
@@ -75,7 +75,9 @@ class CudaLoss {
   ~CudaLoss();
 
   // Host arrays in and out, like interpret<T>() (same checks, same messages):
-  // copies to the device, one launch, copies back. T must match the dtype.
+  // copies to the device, one launch, copies back. T must be the compute type
+  // (double for f64, float otherwise); for f16 and bf16 the inputs and weights
+  // are rounded to that type on the way in and the gradients come back from it.
   template <class T>
   Evaluation<T> evaluate(std::span<const Array<T>> inputs, const EvalOptions& options = {}) const;
   // The same with a weighted reduction computed by the kernel in the same pass.

@@ -48,9 +48,9 @@ struct TorchLoss::State {
   }
 #endif
 #if LOSSFORGE_TORCH_CUDA
-  std::unique_ptr<cuda::CudaLoss> cuda_f32, cuda_f64;
-  const cuda::CudaLoss& cuda_kernel(DType dtype) {
-    return compiled(dtype == DType::F32 ? cuda_f32 : cuda_f64, [&] {
+  std::unique_ptr<cuda::CudaLoss> cuda_kernels[4];  // one per CudaDType
+  const cuda::CudaLoss& cuda_kernel(CudaDType dtype) {
+    return compiled(cuda_kernels[static_cast<int>(dtype)], [&] {
       cuda::CudaOptions options;
       options.dtype = dtype;
       options.gradients = true;
@@ -65,8 +65,13 @@ namespace {
 std::string dtype_text(at::ScalarType type) {
   if (type == at::kFloat) return "float32";
   if (type == at::kDouble) return "float64";
+  if (type == at::kHalf) return "float16";
+  if (type == at::kBFloat16) return "bfloat16";
   return c10::toString(type);
 }
+
+// float16 and bfloat16 are storage around float arithmetic (codegen_cuda.hpp).
+bool is_16_bit(at::ScalarType type) { return type == at::kHalf || type == at::kBFloat16; }
 
 std::string input_text(const LossInput& in) { return (in.pred ? "pred " : "") + in.name + ": " + in.type.str(); }
 
@@ -113,8 +118,9 @@ void check_tensors(const Loss& loss, const std::string& signature, const std::ve
       throw InputError(who + name + " is on " + t.device().str() + " but " + device_owner + " is on " +
                        device->str() + "; give every input one device");
     }
-    if (t.scalar_type() != at::kFloat && t.scalar_type() != at::kDouble)
-      throw InputError(who + name + " is " + dtype_text(t.scalar_type()) + "; expected float32 or float64");
+    if (t.scalar_type() != at::kFloat && t.scalar_type() != at::kDouble && !is_16_bit(t.scalar_type()))
+      throw InputError(who + name + " is " + dtype_text(t.scalar_type()) +
+                       "; expected float32, float64, float16 or bfloat16");
     if (!dtype) {
       dtype = t.scalar_type();
       dtype_owner = name;
@@ -214,26 +220,30 @@ KernelOutput run_cpu(TorchLoss::State& state, const std::vector<at::Tensor>& inp
 #if LOSSFORGE_TORCH_CUDA
 // The NVRTC kernel on the tensors' memory, asynchronously on the current
 // stream of cuda:0, where PyTorch orders the ops that made the inputs and
-// will read the outputs.
-template <class T>
+// will read the outputs. 16-bit tensors run the kernels of their dtype: the
+// loss comes out float32, the gradients in the inputs' dtype.
 KernelOutput run_cuda(TorchLoss::State& state, const std::vector<at::Tensor>& inputs, bool gradients,
                       const std::vector<double>& params) {
   const Loss& loss = state.loss;
-  const cuda::CudaLoss& kernel = state.cuda_kernel(std::is_same_v<T, float> ? DType::F32 : DType::F64);
+  const at::ScalarType type = inputs.front().scalar_type();
+  const CudaDType dtype = type == at::kFloat    ? CudaDType::F32
+                          : type == at::kDouble ? CudaDType::F64
+                          : type == at::kHalf   ? CudaDType::F16
+                                                : CudaDType::BF16;
+  const cuda::CudaLoss& kernel = state.cuda_kernel(dtype);
   EvalOptions eval;
   eval.params = params;
   const std::vector<double> values = param_values(loss, eval);
   const auto tensor_options = inputs.front().options().requires_grad(false);
   KernelOutput out;
-  out.loss = at::empty({inputs.front().size(0)}, tensor_options);
+  out.loss = at::empty({inputs.front().size(0)}, tensor_options.dtype(is_16_bit(type) ? at::kFloat : type));
   out.grads.resize(inputs.size());
   cuda::LaunchArgs args;
   args.rows = inputs.front().size(0);
   long long max_width = 1;
   for (size_t i = 0; i < inputs.size(); ++i) {
-    const ArrayView<T> rows = rows_of<T>(inputs[i]);
-    args.inputs[i] = rows.data;
-    args.widths[i] = static_cast<long long>(rows.width);
+    args.inputs[i] = inputs[i].data_ptr();
+    args.widths[i] = inputs[i].dim() == 2 ? static_cast<long long>(inputs[i].size(1)) : 1;
     if (loss.inputs[i].type.is_vec()) max_width = std::max(max_width, args.widths[i]);
   }
   for (size_t p = 0; p < values.size(); ++p) args.params[p] = values[p];
@@ -254,12 +264,22 @@ KernelOutput run_cuda(TorchLoss::State& state, const std::vector<at::Tensor>& in
 // The one place that picks a back end by device (check_device says which there are).
 KernelOutput run_loss_kernel(TorchLoss::State& state, const std::vector<at::Tensor>& inputs, bool gradients,
                              const std::vector<double>& params) {
-  const bool f32 = inputs.front().scalar_type() == at::kFloat;
+  const at::ScalarType type = inputs.front().scalar_type();
 #if LOSSFORGE_TORCH_CUDA
-  if (inputs.front().is_cuda())
-    return f32 ? run_cuda<float>(state, inputs, gradients, params) : run_cuda<double>(state, inputs, gradients, params);
+  if (inputs.front().is_cuda()) return run_cuda(state, inputs, gradients, params);
 #endif
-  return f32 ? run_cpu<float>(state, inputs, gradients, params) : run_cpu<double>(state, inputs, gradients, params);
+  if (is_16_bit(type)) {
+    // On the CPU, 16-bit tensors go through the float kernel, as the CUDA
+    // kernels of their dtype compute: float arithmetic, gradients rounded back.
+    std::vector<at::Tensor> widened;
+    for (const at::Tensor& t : inputs) widened.push_back(t.to(at::kFloat));
+    KernelOutput out = run_cpu<float>(state, widened, gradients, params);
+    for (at::Tensor& g : out.grads)
+      if (g.defined()) g = g.to(type);
+    return out;
+  }
+  return type == at::kFloat ? run_cpu<float>(state, inputs, gradients, params)
+                            : run_cpu<double>(state, inputs, gradients, params);
 }
 
 // What forward hands to backward besides tensors.
@@ -325,9 +345,11 @@ struct LossFunction : torch::autograd::Function<LossFunction> {
       auto it = ctx->saved_data.find("g" + std::to_string(i));
       if (it == ctx->saved_data.end()) continue;
       at::Tensor g = it->second.toTensor();
-      grads[i] = row_scale.dim() == 1 && g.dim() == 2 ? g * row_scale.unsqueeze(1) : g * row_scale;
+      // In the input's dtype: 16-bit gradients are scaled in float (the scale is) and rounded back.
+      grads[i] = (row_scale.dim() == 1 && g.dim() == 2 ? g * row_scale.unsqueeze(1) : g * row_scale).to(g.scalar_type());
     }
-    if (ctx->saved_data.count("loss")) grads[count] = ctx->saved_data["loss"].toTensor() * scale;
+    if (ctx->saved_data.count("loss"))
+      grads[count] = (ctx->saved_data["loss"].toTensor() * scale).to(weight.scalar_type());
     return grads;
   }
 };

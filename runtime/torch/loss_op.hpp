@@ -15,8 +15,11 @@
 // is built, so memory and time do not grow with the size of the formula.
 //
 // Inputs, one tensor per loss input in signature order, on one device, of one
-// float dtype (float32 or float64; the kernel computes in that dtype),
-// contiguous, shaped by the input's type:
+// float dtype, contiguous, shaped by the input's type. float32 and float64
+// kernels compute in their dtype; float16 and bfloat16 inputs are storage
+// around float arithmetic (the CUDA kernels of that dtype, on the CPU the
+// float kernel on widened copies): the loss comes out float32, the gradients
+// in the inputs' dtype.
 //   real      [N]        one value per element (row)
 //   real[C]   [N, C]     a row of C class values
 //   box       [N, 4]     x1, y1, x2, y2

@@ -15,6 +15,7 @@
 
 #include "../aot/generated_support.hpp"
 #include "compiler/error.hpp"
+#include "compiler/storage_types.hpp"
 #include "runtime/cuda/cuda_engine.hpp"
 #include "runtime/cuda/driver.hpp"
 
@@ -36,7 +37,7 @@ constexpr double tolerance() {
 template <class T>
 CudaOptions options_for(bool gradients = true) {
   CudaOptions options;
-  options.dtype = std::is_same_v<T, float> ? DType::F32 : DType::F64;
+  options.dtype = std::is_same_v<T, float> ? CudaDType::F32 : CudaDType::F64;
   options.gradients = gradients;
   return options;
 }
@@ -87,6 +88,41 @@ void check_candidates() {
 
 TEST(CudaCandidates, LossAndGradientFloat) { REQUIRE_DEVICE(); check_candidates<float>(); }
 TEST(CudaCandidates, LossAndGradientDouble) { REQUIRE_DEVICE(); check_candidates<double>(); }
+
+// f16 and bf16 kernels: the interpreter in float on the inputs rounded to the
+// dtype, its gradients rounded to it (a float result a few ulp away may round
+// to the neighbouring 16-bit value, hence the tolerance of one 16-bit ulp).
+void check_sixteen_bit(CudaDType dtype) {
+  auto round = [dtype](std::vector<float>& values) {
+    for (float& v : values)
+      v = dtype == CudaDType::F16 ? storage::half_to_float(storage::half_from_float(v))
+                                  : storage::bfloat16_to_float(storage::bfloat16_from_float(v));
+  };
+  std::mt19937_64 rng(5);
+  CudaOptions options;
+  options.dtype = dtype;
+  for (const Loss& loss : example_losses()) {
+    SCOPED_TRACE(loss.name);
+    const CudaLoss compiled = CudaLoss::compile(loss, options);
+    for (size_t rows : {size_t(1), size_t(7), size_t(1003)}) {
+      Batch<float> batch = as<float>(random_batch(loss, rows, rng, rows % 2 ? 81 : 5));
+      for (Array<float>& input : batch) round(input.data);
+      EvalOptions eval;
+      eval.gradients = true;
+      Evaluation<float> expected = interpret<float>(loss, std::span<const Array<float>>(batch), eval);
+      for (Array<float>& grad : expected.grads) round(grad.data);
+      EXPECT_TRUE(same_evaluation(compiled.evaluate<float>(std::span<const Array<float>>(batch), eval), expected,
+                                  loss.name + " N=" + std::to_string(rows),
+                                  dtype == CudaDType::F16 ? 2e-3 : 1.6e-2));
+    }
+  }
+}
+
+TEST(CudaSixteenBit, HalfMatchesTheInterpreterOnRoundedInputs) { REQUIRE_DEVICE(); check_sixteen_bit(CudaDType::F16); }
+TEST(CudaSixteenBit, BFloat16MatchesTheInterpreterOnRoundedInputs) {
+  REQUIRE_DEVICE();
+  check_sixteen_bit(CudaDType::BF16);
+}
 
 // Wide rows take the block-per-row kernel; its reductions must agree too.
 TEST(CudaLayouts, WideRowsUseABlockPerRow) {

@@ -1,5 +1,6 @@
 // NVRTC compiles the generated CUDA (compiler/codegen_cuda.hpp) to PTX and to
-// an sm_90 CUBIN: every example loss, and random candidates of each preset.
+// an sm_90 CUBIN: every example loss in every dtype, and random candidates of
+// each preset (f32; a few in f16 and bf16).
 // This needs the toolkit only, no GPU. NVRTC costs tens of milliseconds per
 // kernel, so within the CI budget (2 cores) the default is 250 candidates per
 // preset to PTX, the first 50 of them also to a CUBIN;
@@ -57,18 +58,22 @@ TEST(Nvrtc, EveryExampleCompilesToPtxAndCubin) {
   for (const Loss& loss : examples) {
     SCOPED_TRACE(loss.name);
     CudaEmitOptions options;
-    options.dtypes = {DType::F32, DType::F64};
+    options.dtypes = {CudaDType::F32, CudaDType::F64, CudaDType::F16, CudaDType::BF16};
     const std::string source = emit_cuda(loss, options);
     const std::string symbol = "lossforge_" + loss.name;
-    const std::string kernel = cuda_kernel_name(symbol, DType::F64, cuda_layout(loss, 81));
     auto start = std::chrono::steady_clock::now();
-    expect_image(nvrtc_compile(source, loss.name + ".cu", kArch, false), false, kernel);
+    const CudaImage ptx = nvrtc_compile(source, loss.name + ".cu", kArch, false);
     ptx_seconds += seconds_since(start);
     start = std::chrono::steady_clock::now();
-    expect_image(nvrtc_compile(source, loss.name + ".cu", kArch, true), true, kernel);
+    const CudaImage cubin = nvrtc_compile(source, loss.name + ".cu", kArch, true);
     cubin_seconds += seconds_since(start);
+    for (CudaDType dtype : options.dtypes) {
+      const std::string kernel = cuda_kernel_name(symbol, dtype, cuda_layout(loss, 81));
+      expect_image(ptx, false, kernel);
+      expect_image(cubin, true, kernel);
+    }
   }
-  std::cout << "[ nvrtc ] " << examples.size() << " examples (f32 + f64 kernels each): "
+  std::cout << "[ nvrtc ] " << examples.size() << " examples (f32, f64, f16 and bf16 kernels each): "
             << 1000 * ptx_seconds / examples.size() << " ms to PTX, " << 1000 * cubin_seconds / examples.size()
             << " ms to an sm_90 CUBIN per loss\n";
 }
@@ -88,7 +93,7 @@ TEST(Nvrtc, RandomCandidatesCompileToPtxAndCubin) {
         options.symbol = "k" + std::to_string(i);
         options.preamble = i == first;
         source += emit_cuda(candidates[i], options);
-        names.push_back(cuda_kernel_name(options.symbol, DType::F32, cuda_layout(candidates[i], 81)));
+        names.push_back(cuda_kernel_name(options.symbol, CudaDType::F32, cuda_layout(candidates[i], 81)));
       }
       const std::string name = preset.name + "_" + std::to_string(first) + ".cu";
       auto start = std::chrono::steady_clock::now();
@@ -111,6 +116,31 @@ TEST(Nvrtc, RandomCandidatesCompileToPtxAndCubin) {
             << 1000 * cubin_seconds / std::max<size_t>(cubin_kernels, 1) << " ms per candidate\n";
 }
 
+// The 16-bit kernels of random candidates compile too, and really move 16-bit
+// values: their PTX loads and stores 16-bit words and converts binary16 with cvt.
+TEST(Nvrtc, SixteenBitKernelsOfRandomCandidatesCompile) {
+  for (const Preset& preset : all_presets()) {
+    const std::vector<Loss> candidates = random_candidates(preset, 25, 2000 + preset.name.size());
+    std::string source;
+    std::vector<std::string> names;
+    for (size_t i = 0; i < candidates.size(); ++i) {
+      CudaEmitOptions options;
+      options.dtypes = {CudaDType::F16, CudaDType::BF16};
+      options.symbol = "k" + std::to_string(i);
+      options.preamble = i == 0;
+      source += emit_cuda(candidates[i], options);
+      for (CudaDType dtype : options.dtypes)
+        names.push_back(cuda_kernel_name(options.symbol, dtype, cuda_layout(candidates[i], 81)));
+    }
+    const std::string ptx = nvrtc_compile(source, preset.name + "_16bit.cu", kArch, false).bytes;
+    for (const std::string& kernel : names) EXPECT_NE(ptx.find(".entry " + kernel + "("), std::string::npos) << kernel;
+    EXPECT_NE(ptx.find("cvt.f32.f16"), std::string::npos) << preset.name;
+    EXPECT_NE(ptx.find("cvt.rn.f16.f32"), std::string::npos) << preset.name;
+    EXPECT_NE(ptx.find(".u16"), std::string::npos) << preset.name;
+    EXPECT_EQ(ptx.find("ld.global.f32"), std::string::npos) << preset.name << ": a 16-bit kernel loads 32-bit floats";
+  }
+}
+
 // sigmoid(x) and softplus(x) both exponentiate -|x| (compiler/semantics.hpp:
 // sigmoid's two branches take one exp), so NVRTC computes that exponential
 // once: the f32 kernel of both (forward only) has as many ex2 instructions as
@@ -123,7 +153,7 @@ TEST(Nvrtc, SigmoidAndSoftplusShareOneExp) {
     const Module module = load_module(SourceFile::from_text("<test>", text));
     const Loss& loss = module.losses.front();
     CudaEmitOptions options;
-    options.dtypes = {DType::F32};
+    options.dtypes = {CudaDType::F32};
     options.gradients = false;
     const std::string ptx = nvrtc_compile(emit_cuda(loss, options), "shared.cu", kArch, false).bytes;
     size_t count = 0;

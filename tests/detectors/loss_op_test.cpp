@@ -235,9 +235,10 @@ TEST(LossOp, ErrorsNameTheInput) {
   EXPECT_CONTAINS(error_of([&] { focal({x}); }), "expects 2 inputs (pred x: real, y: real), got 1");
   EXPECT_CONTAINS(error_of([&] { focal({x, torch::zeros({6}, torch::kDouble)}); }),
               "input 'y' is float64 but input 'x' is float32");
-  EXPECT_CONTAINS(error_of([&] { focal({x.to(torch::kHalf), y.to(torch::kHalf)}); }),
-              "input 'x' is Half; expected float32 or float64");
-  EXPECT_CONTAINS(error_of([&] { focal({x.to(torch::kInt), y}); }), "input 'x' is Int");
+  EXPECT_CONTAINS(error_of([&] { focal({x.to(torch::kHalf), y.to(torch::kBFloat16)}); }),
+              "input 'y' is bfloat16 but input 'x' is float16");
+  EXPECT_CONTAINS(error_of([&] { focal({x.to(torch::kInt), y}); }),
+                  "input 'x' is Int; expected float32, float64, float16 or bfloat16");
   EXPECT_CONTAINS(error_of([&] { focal({x.view({2, 3}), y}); }),
               "input 'x' (real) has shape [2, 3]; expected [N]");
   EXPECT_CONTAINS(error_of([&] { focal({x, torch::zeros({5})}); }), "input 'y' has 5 rows but input 'x' has 6");
@@ -257,39 +258,94 @@ TEST(LossOp, ErrorsNameTheInput) {
                   "input 'x' is on device meta; expected cpu or cuda");
 }
 
+// A case's random inputs in any float dtype: made in float32 (LibTorch 1.13
+// cannot draw 16-bit random numbers on the CPU), then converted.
+std::vector<torch::Tensor> inputs_in(const Case& c, torch::Dtype dtype) {
+  std::vector<torch::Tensor> out;
+  for (const torch::Tensor& t : c.inputs(torch::kFloat)) out.push_back(t.to(dtype));
+  return out;
+}
+
+// Tolerances for gradients that went through a 16-bit dtype: the kernel's
+// gradient and then its scaled value are each rounded to it (two roundings).
+double gradient_tolerance(torch::Dtype dtype) { return dtype == torch::kBFloat16 ? 1.6e-2 : 2e-3; }
+
+// float16 and bfloat16 tensors are storage around float arithmetic: the loss is
+// the float32 op's on the same (widened) values, the gradients that op's
+// rounded to the dtype, for inputs and weights.
+TEST(LossOp, SixteenBitTensorsComputeInFloat) {
+  torch::manual_seed(12);
+  for (const torch::Dtype dtype : {torch::kHalf, torch::kBFloat16}) {
+    const double tol = gradient_tolerance(dtype);
+    for (const Case& c : cases()) {
+      const TorchLoss op = c.load();
+      const std::vector<torch::Tensor> data = inputs_in(c, dtype);
+      for (const Variant& v : {Variant{Reduction::None, false, {}}, Variant{Reduction::Mean, true, 6.5}}) {
+        SCOPED_TRACE(c.name + (dtype == torch::kHalf ? " f16" : " bf16") + " reduction " + std::to_string(int(v.reduction)));
+        auto run = [&](torch::Dtype as) {
+          std::vector<torch::Tensor> in;
+          for (const torch::Tensor& t : data) in.push_back(t.to(as).clone());
+          in[0].requires_grad_(true);
+          auto w = (torch::arange(kRows, torch::kFloat) / kRows + 0.5).to(dtype).to(as).requires_grad_(true);
+          LossOptions options{.reduction = v.reduction, .avg_factor = v.avg_factor};
+          if (v.weighted) options.weight = w;
+          torch::Tensor l = op(in, options);
+          l.backward(torch::ones_like(l));
+          return std::tuple{l.detach(), in[0].grad(), v.weighted ? w.grad() : torch::Tensor()};
+        };
+        const auto [l16, g16, w16] = run(dtype);
+        const auto [l32, g32, w32] = run(torch::kFloat);
+        EXPECT_EQ(l16.scalar_type(), torch::kFloat);
+        EXPECT_TRUE(torch::allclose(l16, l32, 1e-6, 1e-7)) << l16 << "\n" << l32;
+        ASSERT_EQ(g16.scalar_type(), dtype);
+        EXPECT_TRUE(torch::allclose(g16.to(torch::kFloat), g32, tol, 1e-6)) << (g16.to(torch::kFloat) - g32).abs().max();
+        if (v.weighted) {
+          ASSERT_EQ(w16.scalar_type(), dtype);
+          EXPECT_TRUE(torch::allclose(w16.to(torch::kFloat), w32, tol, 1e-6)) << (w16.to(torch::kFloat) - w32).abs().max();
+        }
+      }
+    }
+  }
+}
+
 // CUDA tensors run the NVRTC kernel on the current stream: values and
 // gradients (inputs and weights) match the op on the same CPU tensors, for
-// every example case, reduction and dtype. Skips without a device (or with
+// every example case, reduction and dtype (float16 and bfloat16 included).
+// Skips without a device (or with
 // Debian's CPU-only LibTorch, which cannot make a CUDA tensor).
 TEST(LossOpCuda, ValuesAndGradientsMatchTheCpuOp) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device for LibTorch";
   torch::manual_seed(11);
   const std::vector<Variant> variants = {{Reduction::None, true, {}}, {Reduction::Sum, false, {}},
                                          {Reduction::Mean, true, 6.5}};
-  for (const torch::Dtype dtype : {torch::kFloat, torch::kDouble}) {
-    const double tol = dtype == torch::kFloat ? 1e-4 : 1e-9;
+  // 16-bit: the f16 and bf16 kernels against the CPU's float kernel on widened copies.
+  for (const torch::Dtype dtype : {torch::kFloat, torch::kDouble, torch::kHalf, torch::kBFloat16}) {
+    const bool sixteen_bit = dtype == torch::kHalf || dtype == torch::kBFloat16;
+    const double tol = dtype == torch::kDouble ? 1e-9 : 1e-4;  // the loss (float for 16-bit inputs)
+    const double grad_tol = sixteen_bit ? gradient_tolerance(dtype) : tol;
     for (const Case& c : cases()) {
       const TorchLoss op = c.load();
-      const std::vector<torch::Tensor> data = c.inputs(dtype);
+      const std::vector<torch::Tensor> data = inputs_in(c, dtype);
       for (const Variant& v : variants) {
-        SCOPED_TRACE(c.name + (dtype == torch::kFloat ? " f32" : " f64") + " reduction " +
-                     std::to_string(int(v.reduction)));
+        SCOPED_TRACE(c.name + " " + std::string(c10::toString(dtype)) + " reduction " + std::to_string(int(v.reduction)));
         auto run = [&](const torch::Device& device) {
           std::vector<torch::Tensor> in;
           for (const torch::Tensor& t : data) in.push_back(t.to(device).clone());  // fresh leaves
           in[0].requires_grad_(true);
-          auto w = (torch::arange(kRows, torch::TensorOptions().dtype(dtype)) / kRows + 0.5).to(device).requires_grad_(true);
+          auto w = (torch::arange(kRows, torch::kFloat) / kRows + 0.5).to(dtype).to(device).requires_grad_(true);
           LossOptions options{.reduction = v.reduction, .avg_factor = v.avg_factor};
           if (v.weighted) options.weight = w;
           torch::Tensor l = op(in, options);
-          l.backward(v.reduction == Reduction::None ? torch::linspace(0.5, 1.5, kRows, w.options()) : torch::ones_like(l));
-          return std::tuple{l.detach().cpu(), in[0].grad().cpu(), v.weighted ? w.grad().cpu() : torch::Tensor()};
+          l.backward(v.reduction == Reduction::None ? torch::linspace(0.5, 1.5, kRows, l.options()) : torch::ones_like(l));
+          EXPECT_EQ(in[0].grad().scalar_type(), dtype);
+          return std::tuple{l.detach().cpu(), in[0].grad().cpu().to(torch::kDouble),
+                            v.weighted ? w.grad().cpu().to(torch::kDouble) : torch::Tensor()};
         };
         const auto [l_cpu, g_cpu, w_cpu] = run(torch::kCPU);
         const auto [l_cuda, g_cuda, w_cuda] = run(torch::Device(torch::kCUDA, 0));
         EXPECT_TRUE(torch::allclose(l_cuda, l_cpu, tol, tol)) << l_cuda << "\n" << l_cpu;
-        EXPECT_TRUE(torch::allclose(g_cuda, g_cpu, tol, tol)) << (g_cuda - g_cpu).abs().max();
-        if (v.weighted) EXPECT_TRUE(torch::allclose(w_cuda, w_cpu, tol, tol));
+        EXPECT_TRUE(torch::allclose(g_cuda, g_cpu, grad_tol, tol)) << (g_cuda - g_cpu).abs().max();
+        if (v.weighted) EXPECT_TRUE(torch::allclose(w_cuda, w_cpu, grad_tol, tol));
       }
     }
   }
