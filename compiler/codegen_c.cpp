@@ -380,13 +380,25 @@ class RowEmitter {
       case Op::Softmax:
       case Op::LogSoftmax:
       case Op::Logsumexp: {
-        out_ << "  T m" << id << " = lossforge::gen::neg_inf<T>();\n";
-        column_loop(width, {x}, "m" + id + " = lossforge::gen::max_combine(m" + id + ", " + xc + ");");
-        out_ << "  m" << id << " = L::max(m" << id << ");\n";
-        out_ << "  T t" << id << " = T(0);\n";
-        column_loop(width, {x}, "t" + id + " += lfs::math::exp(" + xc + " - m" + id + ");");
-        out_ << "  t" << id << " = L::sum(t" << id << ");\n";
-        if (n->op() == Op::LogSoftmax) out_ << "  const T l" << id << " = lfs::math::log(t" << id << ");\n";
+        // The row's max and Σ e^(x - max) are computed once per argument: the
+        // gradient's softmax(x) reuses those of the loss's log_softmax(x).
+        auto [it, first] = normalizers_.try_emplace(x, Normalizer{"m" + id, "t" + id, ""});
+        Normalizer& z = it->second;
+        if (first) {
+          out_ << "  T m" << id << " = lossforge::gen::neg_inf<T>();\n";
+          column_loop(width, {x}, "m" + id + " = lossforge::gen::max_combine(m" + id + ", " + xc + ");");
+          out_ << "  m" << id << " = L::max(m" << id << ");\n";
+          out_ << "  T t" << id << " = T(0);\n";
+          column_loop(width, {x}, "t" + id + " += lfs::math::exp(" + xc + " - m" + id + ");");
+          out_ << "  t" << id << " = L::sum(t" << id << ");\n";
+        } else {
+          out_ << "  const T m" << id << " = " << z.max << ", t" << id << " = " << z.total << ";\n";
+        }
+        if (n->op() == Op::LogSoftmax) {
+          out_ << "  const T l" << id << " = " << (z.log_total.empty() ? "lfs::math::log(t" + id + ")" : z.log_total)
+               << ";\n";
+          if (z.log_total.empty()) z.log_total = "l" + id;
+        }
         if (n->op() == Op::Logsumexp) {
           out_ << "  const T s" << id << " = lossforge::gen::logsumexp_value(m" << id << ", t" << id << ");\n";
           scalar_[n] = "s" + id;
@@ -445,6 +457,12 @@ class RowEmitter {
   std::unordered_map<const Node*, size_t> id_;
   std::unordered_map<const Node*, std::string> scalar_;
   std::unordered_map<const Node*, std::string> width_var_;
+  // Per argument of softmax, log_softmax and logsumexp: the names of its row
+  // max, its Σ e^(x - max) and (once a log_softmax needed it) log of that sum.
+  struct Normalizer {
+    std::string max, total, log_total;
+  };
+  std::unordered_map<const Node*, Normalizer> normalizers_;
 };
 
 }  // namespace

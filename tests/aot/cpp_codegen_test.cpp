@@ -246,6 +246,24 @@ TEST(CppCodegen, EmitCommandPrintsCudaAndCpp) {
   }
 }
 
+// The row max and Σ e^(x - max) of one argument are computed once per row,
+// however many softmax-family nodes use them (the loss's log_softmax, the
+// gradient's softmax); each pass over the row costs a loop (and a warp
+// reduction on the GPU). Other arguments get their own.
+TEST(CppCodegen, SoftmaxFamilyNodesOfOneRowShareTheirReductions) {
+  const auto max_loops = [](const std::string& text) {
+    const Module module = load_module(SourceFile::from_text("<test>", text));
+    const std::string code = emit_cpp(user_kernel(module.losses.front(), /*gradients=*/true), CppEmitOptions{});
+    const std::string max_init = "= lossforge::gen::neg_inf<T>();";
+    size_t count = 0;
+    for (size_t at = code.find(max_init); at != std::string::npos; at = code.find(max_init, at + 1)) ++count;
+    return count;
+  };
+  EXPECT_EQ(max_loops("loss ce(pred x: real[C], y: real[C]) = -dot(y, log_softmax(x))"), 1u);
+  EXPECT_EQ(max_loops("loss a(pred x: real[C], y: real[C]) = logsumexp(x) + dot(y, softmax(x))"), 1u);
+  EXPECT_EQ(max_loops("loss b(pred x: real[C], y: real[C]) = dot(softmax(x), softmax(2 * x))"), 2u);
+}
+
 TEST(CppCodegen, LimitsAreInputErrors) {
   Loss loss;
   loss.name = "wide";
