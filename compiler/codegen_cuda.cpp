@@ -64,6 +64,29 @@ __device__ inline void store_quad(float* p, long long q, long long n, bool whole
   if (r + 2 < n) p[r + 2] = v.z;
   if (r + 3 < n) p[r + 3] = v.w;
 }
+// The same for a 16-bit storage type: one 8-byte access per quad.
+template <class S>
+__device__ inline float4 load_quad(const S* p, long long q, long long n, bool whole) {
+  if (whole) {
+    const ushort4 v = ((const ushort4*)p)[q];
+    const S e[4] = {{v.x}, {v.y}, {v.z}, {v.w}};
+    return make_float4(e[0], e[1], e[2], e[3]);
+  }
+  const long long r = 4 * q;
+  return make_float4(r < n ? float(p[r]) : 0.f, r + 1 < n ? float(p[r + 1]) : 0.f, r + 2 < n ? float(p[r + 2]) : 0.f,
+                     r + 3 < n ? float(p[r + 3]) : 0.f);
+}
+template <class S>
+__device__ inline void store_quad(S* p, long long q, long long n, bool whole, float4 v) {
+  S e[4];
+  e[0] = v.x; e[1] = v.y; e[2] = v.z; e[3] = v.w;
+  if (whole) { __stcs((ushort4*)p + q, make_ushort4(e[0].bits, e[1].bits, e[2].bits, e[3].bits)); return; }
+  const long long r = 4 * q;
+  if (r < n) p[r] = e[0];
+  if (r + 1 < n) p[r + 1] = e[1];
+  if (r + 2 < n) p[r + 2] = e[2];
+  if (r + 3 < n) p[r + 3] = e[3];
+}
 __device__ inline float lane(float4 v, int j) { return j == 0 ? v.x : j == 1 ? v.y : j == 2 ? v.z : v.w; }
 __device__ inline void set_lane(float4& v, int j, float x) {
   v.x = j == 0 ? x : v.x; v.y = j == 1 ? x : v.y; v.z = j == 2 ? x : v.z; v.w = j == 3 ? x : v.w;
@@ -135,8 +158,9 @@ std::string scalar_row(const Kernel& kernel, const std::string& symbol, const st
   return t;
 }
 
-// Rows 4q..4q+3 of an all-`real` float loss: 16-byte loads and stores when the
-// quad is whole and every array aligned, element loads otherwise (the tail).
+// Rows 4q..4q+3 of an all-`real` float loss: 16-byte loads and stores (8-byte
+// for 16-bit arrays) when the quad is whole and every array aligned, element
+// loads otherwise (the tail).
 // The four rows go through one non-unrolled loop, so the row code is compiled
 // once (NVRTC's time grows with every inlined copy), picking lanes by selects.
 std::string quad_rows(const Kernel& kernel, const std::string& symbol) {
@@ -144,7 +168,7 @@ std::string quad_rows(const Kernel& kernel, const std::string& symbol) {
   std::string t;
   t += "      const bool whole = aligned && 4 * q + 4 <= n;\n";
   for (size_t i = 0; i < loss.inputs.size(); ++i)
-    t += "      const float4 v" + std::to_string(i) + " = lossforge::gen::load_quad((const float*)args.inputs[" +
+    t += "      const float4 v" + std::to_string(i) + " = lossforge::gen::load_quad((const S*)args.inputs[" +
          std::to_string(i) + "], q, n, whole);\n";
   t += "      const float4 wv = weight ? lossforge::gen::load_quad(weight, q, n, whole) : make_float4(1, 1, 1, 1);\n";
   t += "      float4 l4 = make_float4(0, 0, 0, 0);\n";
@@ -167,7 +191,7 @@ std::string quad_rows(const Kernel& kernel, const std::string& symbol) {
   t += "      if (loss) lossforge::gen::store_quad(loss, q, n, whole, l4);\n";
   for (size_t g = 0; g < kernel.gradients.size(); ++g) {
     const std::string gs = std::to_string(g);
-    t += "      if (args.grads[" + gs + "]) lossforge::gen::store_quad((float*)args.grads[" + gs + "], q, n, whole, y" + gs +
+    t += "      if (args.grads[" + gs + "]) lossforge::gen::store_quad((S*)args.grads[" + gs + "], q, n, whole, y" + gs +
          "4);\n";
   }
   return t;
@@ -185,7 +209,7 @@ std::string rows_kernel(const Kernel& kernel, const std::string& symbol, CudaDTy
     t += "  aligned = aligned && lossforge::gen::aligned16(args.grads[" + std::to_string(g) + "]);\n";
   bool all_real = true;
   for (const LossInput& in : loss.inputs) all_real = all_real && in.type.is_real();
-  if (dtype == CudaDType::F32 && all_real) {
+  if (compute_dtype(dtype) == DType::F32 && all_real) {  // f32, f16, bf16
     t += "  for (long long q = first; q < (n + 3) / 4; q += stride) {\n";
     t += quad_rows(kernel, symbol);
     t += "  }\n";

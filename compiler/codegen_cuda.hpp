@@ -11,9 +11,10 @@
 //   <symbol>_<dtype>_rows     losses without real[C] inputs (element-wise and
 //                             box losses): a grid-stride loop; float losses of
 //                             `real` inputs take 4 rows per thread step with
-//                             16-byte loads and streaming stores (element
-//                             accesses for an unaligned array or the last,
-//                             partial quad), boxes one 16-byte load each.
+//                             16-byte loads and streaming stores (8-byte for
+//                             f16 and bf16; element accesses for an unaligned
+//                             array or the last, partial quad), boxes one
+//                             16-byte load each (8-byte for f16 and bf16).
 //                             The row code is inlined once per kernel: NVRTC's
 //                             compile time grows with every inlined copy.
 //   <symbol>_<dtype>_warp     losses over real[C] rows, one warp per row

@@ -139,6 +139,12 @@ TEST(Nvrtc, SixteenBitKernelsOfRandomCandidatesCompile) {
     EXPECT_NE(ptx.find(".u16"), std::string::npos) << preset.name;
     EXPECT_EQ(ptx.find("ld.global.f32"), std::string::npos) << preset.name << ": a 16-bit kernel loads 32-bit floats";
   }
+  // Element-wise losses read 4 rows of 16-bit values with one 8-byte load when aligned.
+  CudaEmitOptions options;
+  options.dtypes = {CudaDType::BF16};
+  const Module focal = load_module(SourceFile::from_text("<test>", "loss f(pred x: real, y: real) = softplus(x) - x * y"));
+  const std::string ptx = nvrtc_compile(emit_cuda(focal.losses.front(), options), "f.cu", kArch, false).bytes;
+  EXPECT_NE(ptx.find("v4.u16"), std::string::npos);
 }
 
 // sigmoid(x) and softplus(x) both exponentiate -|x| (compiler/semantics.hpp:
