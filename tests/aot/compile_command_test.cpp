@@ -49,6 +49,8 @@ TEST(CompileCommand, WritesHeaderHostAndCudaSources) {
     EXPECT_NE(cpp.find("extern \"C\" double " + symbol + "_f64("), std::string::npos) << loss;
     EXPECT_NE(cu.find("__global__ void __launch_bounds__(256) " + symbol + "_f32_rows("), std::string::npos) << loss;
     EXPECT_NE(cu.find("extern \"C\" int " + symbol + "_cuda_f32("), std::string::npos) << loss;
+    EXPECT_NE(hpp.find("extern \"C\" int " + symbol + "_cuda_bf16("), std::string::npos) << loss;
+    EXPECT_NE(cu.find("extern \"C\" int " + symbol + "_cuda_f16("), std::string::npos) << loss;
   }
   EXPECT_NE(hpp.find("inline constexpr const char* kInputNames[] = {\"X\", \"Q\", \"PY\", \"NY\"};"), std::string::npos);
   EXPECT_NE(cpp.find("namespace lossforge::sem"), std::string::npos) << "self-contained: the semantics are embedded";
