@@ -228,7 +228,11 @@ class RowEmitter {
     for (size_t i = 0; i < loss_.inputs.size(); ++i)
       if (loss_.inputs[i].type.is_vec()) out_ << "  const long long w" << i << " = widths[" << i << "]; (void)w" << i << ";\n";
     out_ << "  (void)widths; (void)params; (void)gscale;\n";
-    for (const Node* n : order_) node(n);
+    for (const Node* n : order_) {
+      if (reads_pending(n)) flush_reductions();
+      node(n);
+    }
+    flush_reductions();
     gradients();
     out_ << "  return " << scalar_.at(loss_.body.get()) << ";\n}\n";
     return out_.str();
@@ -241,6 +245,16 @@ class RowEmitter {
     if (kernel_.has_gradients()) check_gradient_shapes(loss_, kernel_.gradients);
     roots_ = kernel_.roots();
     order_ = topological_order(roots_);
+    // Emit in rounds: a node's round is the number of row-wise results (sums,
+    // softmax normalisers) it waits for in sequence. Row-wise sums of one round
+    // do not read each other, so they can share a column loop.
+    std::unordered_map<const Node*, size_t> round;
+    for (const Node* n : order_) {
+      size_t r = 0;
+      for (const Expr& a : n->args()) r = std::max(r, round.at(a.get()) + (a->info().kind == OpKind::Rowwise ? 1 : 0));
+      round[n] = r;
+    }
+    std::stable_sort(order_.begin(), order_.end(), [&](const Node* a, const Node* b) { return round.at(a) < round.at(b); });
     for (size_t i = 0; i < order_.size(); ++i) {
       const Node* n = order_[i];
       id_[n] = i;
@@ -405,25 +419,62 @@ class RowEmitter {
         }
         return;
       }
-      case Op::Dot: {
-        const Node* y = n->arg(1).get();
-        out_ << "  T s" << id << " = T(0);\n";
-        column_loop(width, {x, y}, "s" + id + " += " + xc + " * " + value_in_loop(y) + ";");
-        out_ << "  s" << id << " = L::sum(s" << id << ");\n";
-        scalar_[n] = "s" + id;
-        return;
-      }
+      case Op::Dot:
       case Op::Sum:
-      case Op::Mean: {
-        out_ << "  T s" << id << " = T(0);\n";
-        column_loop(width, {x}, "s" + id + " += " + xc + ";");
-        out_ << "  s" << id << " = L::sum(s" << id << ");\n";
-        if (n->op() == Op::Mean) out_ << "  s" << id << " = s" << id << " / T(" << width << ");\n";
-        scalar_[n] = "s" + id;
+      case Op::Mean:
+        // Sums wait, so that those over one width that do not read each other
+        // share a loop (and the loop's reads of the row): see flush_reductions.
+        if (!pending_.empty() && pending_width_ != width) flush_reductions();
+        pending_.push_back(n);
+        pending_width_ = width;
         return;
-      }
       default: throw std::logic_error("codegen_c: '" + std::string(op_name(n->op())) + "' is not row-wise");
     }
+  }
+
+  // True when `n` reads the result of a waiting sum, directly or through the
+  // column expressions below it (element-wise real[C] nodes are emitted inside
+  // the loops of their readers, which make this check themselves).
+  bool reads_pending(const Node* n) const {
+    if (pending_.empty() || (n->info().kind == OpKind::Elementwise && n->type().is_vec())) return false;
+    std::vector<const Node*> stack;
+    for (const Expr& a : n->args()) stack.push_back(a.get());
+    std::unordered_set<const Node*> seen;
+    while (!stack.empty()) {
+      const Node* a = stack.back();
+      stack.pop_back();
+      if (!seen.insert(a).second) continue;
+      if (std::find(pending_.begin(), pending_.end(), a) != pending_.end()) return true;
+      if (a->type().is_vec())
+        for (const Expr& b : a->args()) stack.push_back(b.get());
+    }
+    return false;
+  }
+
+  // The waiting sums (dot, sum, mean over one width) in one column loop.
+  void flush_reductions() {
+    if (pending_.empty()) return;
+    std::vector<const Node*> needed;
+    std::string body;
+    for (const Node* n : pending_) {
+      const std::string s = "s" + std::to_string(id_.at(n));
+      out_ << "  T " << s << " = T(0);\n";
+      body += (body.empty() ? "" : "\n    ") + s + " += " + value_in_loop(n->arg(0).get());
+      needed.push_back(n->arg(0).get());
+      if (n->op() == Op::Dot) {
+        body += " * " + value_in_loop(n->arg(1).get());
+        needed.push_back(n->arg(1).get());
+      }
+      body += ";";
+    }
+    column_loop(pending_width_, needed, body);
+    for (const Node* n : pending_) {
+      const std::string s = "s" + std::to_string(id_.at(n));
+      out_ << "  " << s << " = L::sum(" << s << ");\n";
+      if (n->op() == Op::Mean) out_ << "  " << s << " = " << s << " / T(" << pending_width_ << ");\n";
+      scalar_[n] = s;
+    }
+    pending_.clear();
   }
 
   void gradients() {
@@ -463,6 +514,9 @@ class RowEmitter {
     std::string max, total, log_total;
   };
   std::unordered_map<const Node*, Normalizer> normalizers_;
+  // Sums not yet emitted, all over the row width pending_width_.
+  std::vector<const Node*> pending_;
+  std::string pending_width_;
 };
 
 }  // namespace

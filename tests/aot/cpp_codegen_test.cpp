@@ -264,6 +264,24 @@ TEST(CppCodegen, SoftmaxFamilyNodesOfOneRowShareTheirReductions) {
   EXPECT_EQ(max_loops("loss b(pred x: real[C], y: real[C]) = dot(softmax(x), softmax(2 * x))"), 2u);
 }
 
+// Row sums that do not read each other share one loop over the row; a sum that
+// reads another waits for it.
+TEST(CppCodegen, IndependentRowSumsShareALoop) {
+  const auto loops = [](const std::string& text, bool gradients) {
+    const Module module = load_module(SourceFile::from_text("<test>", text));
+    const Loss& loss = module.losses.front();
+    const std::string code = emit_cpp(gradients ? user_kernel(loss, true) : forward_kernel(loss), CppEmitOptions{});
+    const std::string loop = "for (long long c = L::first();";
+    size_t count = 0;
+    for (size_t at = code.find(loop); at != std::string::npos; at = code.find(loop, at + 1)) ++count;
+    return count;
+  };
+  EXPECT_EQ(loops("loss a(pred x: real[C], y: real[C]) = sum(x) * dot(x, y) + mean(y)", false), 1u);
+  EXPECT_EQ(loops("loss b(pred x: real[C], y: real[C]) = sum(x * sum(y))", false), 2u);
+  // Cross-entropy with its gradient: max, Σ exp, the loss's dot and the gradient's Σ y together, the gradient.
+  EXPECT_EQ(loops("loss ce(pred x: real[C], y: real[C]) = -dot(y, log_softmax(x))", true), 4u);
+}
+
 TEST(CppCodegen, LimitsAreInputErrors) {
   Loss loss;
   loss.name = "wide";
