@@ -228,6 +228,11 @@ class RowEmitter {
     for (size_t i = 0; i < loss_.inputs.size(); ++i)
       if (loss_.inputs[i].type.is_vec()) out_ << "  const long long w" << i << " = widths[" << i << "]; (void)w" << i << ";\n";
     out_ << "  (void)widths; (void)params; (void)gscale;\n";
+    // Boxes in the compute type: the box ops take T[4] (S may be a 16-bit type).
+    for (size_t i = 0; i < loss_.inputs.size(); ++i)
+      if (loss_.inputs[i].type.is_box())
+        out_ << "  const T b" << i << "[4] = {T(in" << i << "[0]), T(in" << i << "[1]), T(in" << i << "[2]), T(in" << i
+             << "[3])}; (void)b" << i << ";\n";
     for (const Node* n : order_) {
       if (reads_pending(n)) flush_reductions();
       node(n);
@@ -367,7 +372,7 @@ class RowEmitter {
         return;
       }
       case OpKind::Box: {
-        auto box = [&](size_t a) { return "in" + std::to_string(n->arg(a)->index()); };
+        auto box = [&](size_t a) { return "b" + std::to_string(n->arg(a)->index()); };
         out_ << "  const T " << s << " = ";
         switch (n->op()) {
           case Op::Field: out_ << box(0) << "[" << n->index() << "]"; break;

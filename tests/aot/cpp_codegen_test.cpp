@@ -19,6 +19,7 @@
 #include "compiler/codegen_cuda.hpp"
 #include "compiler/error.hpp"
 #include "compiler/print.hpp"
+#include "compiler/storage_types.hpp"
 #include "generated_support.hpp"
 
 namespace lossforge::generated_testing {
@@ -242,6 +243,91 @@ TEST(CppCodegen, EmitCommandPrintsCudaAndCpp) {
     } else {
       EXPECT_NE(text.find("extern \"C\" double lossforge_sigmoid_focal_f64("), std::string::npos);
       EXPECT_EQ(text.find("__global__"), std::string::npos);
+    }
+  }
+}
+
+// The row code with 16-bit arrays (S = half or bfloat16, T = float), as the
+// CUDA f16/bf16 kernels instantiate it, here on the host: an entry point per
+// loss calls the row function through the same row_call the CUDA kernels use,
+// on arrays of 16-bit values. It must agree with the interpreter in float on
+// the rounded inputs, its gradients rounded (to within one 16-bit ulp).
+TEST(CppCodegen, SixteenBitRowCodeMatchesTheInterpreterOnRoundedInputs) {
+  std::vector<Loss> losses = example_losses();
+  losses.push_back(load_module(SourceFile::from_text(
+      "<test>", "loss mixed(pred x: real[C], pred p: box, g: box, t: real) = sum(x) * t + iou(p, g) + p.x1")).losses.front());
+  for (const Preset& preset : all_presets()) {
+    std::vector<Loss> some = random_candidates(preset, 20, 31 + preset.name.size());
+    losses.insert(losses.end(), some.begin(), some.end());
+  }
+  struct Storage {
+    const char* name;
+    const char* type;
+    uint16_t (*from_float)(float);
+    float (*to_float)(uint16_t);
+    double tolerance;
+  };
+  const Storage storages[] = {
+      {"half", "lossforge::storage::half", [](float f) -> uint16_t { return storage::half_from_float(f); },
+       [](uint16_t h) { return storage::half_to_float(h); }, 2e-3},
+      {"bfloat16", "lossforge::storage::bfloat16", [](float f) -> uint16_t { return storage::bfloat16_from_float(f); },
+       [](uint16_t b) { return storage::bfloat16_to_float(b); }, 1.6e-2}};
+  std::vector<Kernel> kernels;
+  std::string source;
+  for (size_t i = 0; i < losses.size(); ++i) {
+    kernels.push_back(kernel_of(losses[i], true));
+    const std::string symbol = "s" + std::to_string(i);
+    CppEmitOptions options;
+    options.symbol = symbol;
+    options.preamble = i == 0;
+    source += emit_cpp(kernels.back(), options);
+    if (i == 0) source += c_codegen::storage_types_text();
+    for (const Storage& st : storages) {
+      source += "extern \"C\" double " + symbol + "_" + st.name +
+                "(const LossforgeLaunch* launch, long long begin, long long end) {\n"
+                "  typedef float T;\n  typedef " + st.type + " S;\n"
+                "  const LossforgeLaunch& args = *launch;\n  const T gscale = T(args.grad_scale);\n"
+                "  for (long long r = begin; r < end; ++r)\n    ((T*)args.loss)[r] = " +
+                c_codegen::row_call(kernels.back(), symbol, "Serial", "args", "r", "gscale", "S") + ";\n  return 0;\n}\n";
+    }
+  }
+  const SharedObject object(source, "sixteen_bit");
+  std::mt19937_64 rng(8);
+  for (size_t i = 0; i < losses.size(); ++i) {
+    const Kernel& kernel = kernels[i];
+    const Batch<float> batch = as<float>(random_batch(kernel.loss, 37, rng, i % 2 ? 81 : 5));
+    for (const Storage& st : storages) {
+      SCOPED_TRACE(kernel.loss.name + " " + st.name);
+      Batch<float> rounded = batch;
+      std::vector<std::vector<uint16_t>> stored;
+      Launch launch;
+      launch.rows = 37;
+      for (size_t k = 0; k < rounded.size(); ++k) {
+        stored.emplace_back();
+        for (float& v : rounded[k].data) {
+          stored.back().push_back(st.from_float(v));
+          v = st.to_float(stored.back().back());
+        }
+        launch.inputs[k] = stored.back().data();
+        launch.widths[k] = (long long)rounded[k].width;
+      }
+      for (size_t p = 0; p < kernel.loss.params.size(); ++p) launch.params[p] = kernel.loss.params[p].value;
+      std::vector<float> loss(37);
+      launch.loss = loss.data();
+      std::vector<std::vector<uint16_t>> grads;
+      for (const InputGradient& g : kernel.gradients) grads.emplace_back(rounded[g.input].data.size());
+      for (size_t g = 0; g < grads.size(); ++g) launch.grads[g] = grads[g].data();
+      object.entry(std::string("s") + std::to_string(i) + "_" + st.name)(&launch, 0, 37);
+
+      Evaluation<float> expected = interpret_roots<float>(kernel, rounded);
+      Evaluation<float> actual;
+      actual.loss = loss;
+      for (size_t g = 0; g < grads.size(); ++g) {
+        for (float& v : expected.grads[g].data) v = st.to_float(st.from_float(v));
+        actual.grads.emplace_back(expected.grads[g].rows, expected.grads[g].width);
+        for (size_t k = 0; k < grads[g].size(); ++k) actual.grads[g].data[k] = st.to_float(grads[g][k]);
+      }
+      EXPECT_TRUE(same_evaluation(actual, expected, kernel.loss.name, st.tolerance));
     }
   }
 }
