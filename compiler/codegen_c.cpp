@@ -1,18 +1,21 @@
 // IR -> the row function in C++ (host) / CUDA C++ (device) text.
 //
 // Shape of the generated code (see codegen_c.hpp): per row, in topological
-// order of the kernel's roots,
+// order of the kernel's roots taken in rounds (a node's round: how many
+// row-wise results it waits for in sequence),
 //   * a `real` node is one `const T sN = ...;` (constants are inline literals,
 //     params read from the launch block, inputs from their row);
-//   * a box is an input row of 4 values, read by field and box ops;
+//   * a box is an input row of 4 values, copied into a T[4] and read by field
+//     and box ops;
 //   * an element-wise real[C] node is not materialised: it is a column
 //     expression, emitted (with the real[C] nodes below it) inside each column
 //     loop that reads it;
-//   * a row-wise node is one or two column loops whose partial results the
-//     lane policy combines: max and Σ e^(x - max) for softmax, log_softmax and
-//     logsumexp (their column values are then e^(x_c - m) / t and
-//     x_c - m - ln t, exactly as compiler/semantics.hpp computes them), Σ a·b
-//     for dot, Σ x for sum and mean;
+//   * a row-wise node is column loops whose partial results the lane policy
+//     combines: max and Σ e^(x - max) for softmax, log_softmax and logsumexp
+//     (their column values are then e^(x_c - m) / t and x_c - m - ln t,
+//     exactly as compiler/semantics.hpp computes them), computed once per
+//     argument however many of them use it; Σ a·b for dot, Σ x for sum and
+//     mean, where the sums of a round over one width share a loop;
 //   * after the loss, each pred input's gradient: real and box parts stored by
 //     the leader lane, real[C] parts by one more column loop.
 #include "compiler/codegen_c.hpp"

@@ -8,10 +8,12 @@
 // very same functions; row reductions add in column order on the host (as the
 // interpreter does) and as a tree across lanes on the device.
 //
-//   template <class T, class L>
-//   LF_HD inline T <symbol>_row(const T* in0, ..., const long long* widths,
-//                               const double* params, T gscale, T* g0, ...);
+//   template <class T, class L, class S = T>
+//   LF_HD inline T <symbol>_row(const S* in0, ..., const long long* widths,
+//                               const double* params, T gscale, S* g0, ...);
 //
+// T is the compute type, S the element type of the arrays: T, or a 16-bit
+// storage type of compiler/storage_types.hpp read as and assigned from float.
 // in_i points at row values of input i (1 for real, 4 for box, widths[i] for
 // real[C]); g_k at the row of the k-th pred input's gradient (null: not
 // stored), which receives d loss / d input times gscale; the loss is returned.
