@@ -172,12 +172,13 @@ struct KernelOutput {
   std::vector<at::Tensor> grads;   // one per loss input; defined for the pred inputs when gradients were asked
 };
 
+// Values per row of a checked [N] or [N, C] tensor.
+size_t row_width(const at::Tensor& t) { return t.dim() == 2 ? static_cast<size_t>(t.size(1)) : 1; }
+
 // A checked, contiguous [N] or [N, C] tensor as rows.
 template <class T>
 ArrayView<T> rows_of(const at::Tensor& t) {
-  const size_t rows = static_cast<size_t>(t.size(0));
-  const size_t width = t.dim() == 2 ? static_cast<size_t>(t.size(1)) : 1;
-  return {t.data_ptr<T>(), rows, width, static_cast<size_t>(t.numel())};
+  return {t.data_ptr<T>(), static_cast<size_t>(t.size(0)), row_width(t), static_cast<size_t>(t.numel())};
 }
 
 template <class T>
@@ -243,7 +244,7 @@ KernelOutput run_cuda(TorchLoss::State& state, const std::vector<at::Tensor>& in
   long long max_width = 1;
   for (size_t i = 0; i < inputs.size(); ++i) {
     args.inputs[i] = inputs[i].data_ptr();
-    args.widths[i] = inputs[i].dim() == 2 ? static_cast<long long>(inputs[i].size(1)) : 1;
+    args.widths[i] = static_cast<long long>(row_width(inputs[i]));
     if (loss.inputs[i].type.is_vec()) max_width = std::max(max_width, args.widths[i]);
   }
   for (size_t p = 0; p < values.size(); ++p) args.params[p] = values[p];
