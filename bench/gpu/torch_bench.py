@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """PyTorch eager and torch.compile on the SPEC §7 workloads (fp32, three also
 in bf16 or f16; forward + backward of the mean loss, median of 40), the same
-formulas as the .loss files
-written as one eager op per node (what CSE-Autoloss users run), plus the copy
-bandwidth that gives each workload's floor. Prints JSON (bench/gpu/run.sh)."""
+formulas as the .loss files written as one eager op per node (what
+CSE-Autoloss users run), plus the copy bandwidth that gives each workload's
+floor. Prints JSON (bench/gpu/run.sh)."""
 import json
 import math
 import sys
