@@ -5,7 +5,6 @@
 #include <vector>
 
 #include "compiler/error.hpp"
-#include "compiler/storage_types.hpp"
 #if LOSSFORGE_HAVE_LLVM
 #include "runtime/llvm_engine.hpp"
 #endif
@@ -80,9 +79,7 @@ Evaluation<float> evaluate_stored(Backend backend, const Loss& loss, std::span<c
   }
 #endif
   auto round = [dtype](std::vector<float>& values) {
-    for (float& v : values)
-      v = dtype == CudaDType::F16 ? storage::half_to_float(storage::half_from_float(v))
-                                  : storage::bfloat16_to_float(storage::bfloat16_from_float(v));
+    for (float& v : values) v = round_to_storage(dtype, v);
   };
   std::vector<Array<float>> rounded(inputs.begin(), inputs.end());
   for (Array<float>& input : rounded) round(input.data);

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "compiler/codegen_c.hpp"
+#include "compiler/storage_types.hpp"
 
 namespace lossforge {
 namespace {
@@ -282,6 +283,14 @@ int cuda_dtype_bytes(CudaDType dtype) {
     case CudaDType::BF16: return 2;
   }
   return 0;
+}
+
+unsigned short to_storage_bits(CudaDType dtype, float value) {
+  return dtype == CudaDType::F16 ? storage::half_from_float(value) : storage::bfloat16_from_float(value);
+}
+
+float from_storage_bits(CudaDType dtype, unsigned short bits) {
+  return dtype == CudaDType::F16 ? storage::half_to_float(bits) : storage::bfloat16_to_float(bits);
 }
 
 std::string cuda_kernel_name(const std::string& symbol, CudaDType dtype, CudaLayout layout) {

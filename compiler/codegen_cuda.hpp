@@ -63,6 +63,13 @@ inline CudaDType cuda_dtype(DType dtype) { return dtype == DType::F32 ? CudaDTyp
 inline DType compute_dtype(CudaDType dtype) { return dtype == CudaDType::F64 ? DType::F64 : DType::F32; }
 // Bytes per element of the arrays (the per-row loss is always compute_dtype).
 int cuda_dtype_bytes(CudaDType dtype);
+// Host conversions for f16 and bf16 arrays, rounding as the kernels do
+// (compiler/storage_types.hpp); `dtype` must be one of the two.
+unsigned short to_storage_bits(CudaDType dtype, float value);
+float from_storage_bits(CudaDType dtype, unsigned short bits);
+inline float round_to_storage(CudaDType dtype, float value) {
+  return from_storage_bits(dtype, to_storage_bits(dtype, value));
+}
 
 enum class CudaLayout { Rows, Warp, Block };
 const char* cuda_layout_name(CudaLayout layout);  // "rows", "warp", "block"

@@ -21,14 +21,15 @@
 #include <string>
 #include <vector>
 
-#include "compiler/storage_types.hpp"
+#include "compiler/codegen_cuda.hpp"
 
 extern char** environ;
 
 namespace {
 
 namespace fs = std::filesystem;
-namespace storage = lossforge::storage;
+using lossforge::CudaDType;
+using lossforge::round_to_storage;
 using nlohmann::json;
 
 // ---- running the executable -------------------------------------------------
@@ -375,10 +376,7 @@ TEST_F(CliTest, EvalInSixteenBitDtypesRoundsInputsAndGradients) {
   for (const char* dtype : {"f16", "bf16"}) {
     SCOPED_TRACE(dtype);
     const bool half = std::string(dtype) == "f16";
-    auto round = [half](float v) {
-      return half ? storage::half_to_float(storage::half_from_float(v))
-                  : storage::bfloat16_to_float(storage::bfloat16_from_float(v));
-    };
+    auto round = [half](float v) { return round_to_storage(half ? CudaDType::F16 : CudaDType::BF16, v); };
     json out = eval_json({loss, "--inputs", inputs, "--grad", "--dtype", dtype});
     ASSERT_EQ(out["loss"].size(), x.size());
     for (size_t r = 0; r < x.size(); ++r) {

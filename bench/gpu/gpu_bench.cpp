@@ -16,7 +16,6 @@
 #include "compiler/frontend.hpp"
 #include "compiler/presets.hpp"
 #include "compiler/simplify.hpp"
-#include "compiler/storage_types.hpp"
 #include "runtime/cuda/cuda_engine.hpp"
 #include "runtime/cuda/driver.hpp"
 #include "search/generate.hpp"
@@ -73,7 +72,7 @@ CUdeviceptr upload(const Driver& d, Buffers& b, const std::vector<float>& host, 
   if (dtype == CudaDType::F32) return upload(d, b, host.data(), host.size() * sizeof(float));
   std::vector<unsigned short> stored(host.size());
   for (size_t k = 0; k < host.size(); ++k)
-    stored[k] = dtype == CudaDType::F16 ? storage::half_from_float(host[k]) : storage::bfloat16_from_float(host[k]);
+    stored[k] = to_storage_bits(dtype, host[k]);
   return upload(d, b, stored.data(), stored.size() * sizeof(unsigned short));
 }
 

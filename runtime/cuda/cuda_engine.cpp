@@ -10,7 +10,6 @@
 #include "compiler/codegen_c.hpp"
 #include "compiler/error.hpp"
 #include "compiler/simplify.hpp"
-#include "compiler/storage_types.hpp"
 #include "runtime/cuda/driver.hpp"
 #include "runtime/cuda/nvrtc_compiler.hpp"
 #include "runtime/input_check.hpp"
@@ -82,13 +81,13 @@ template <class T>
 std::vector<unsigned short> to_storage(CudaDType dtype, const T* data, size_t count) {
   std::vector<unsigned short> out(count);
   for (size_t k = 0; k < count; ++k)
-    out[k] = dtype == CudaDType::F16 ? storage::half_from_float(float(data[k])) : storage::bfloat16_from_float(float(data[k]));
+    out[k] = to_storage_bits(dtype, float(data[k]));
   return out;
 }
 template <class T>
 void from_storage(CudaDType dtype, const std::vector<unsigned short>& stored, T* out) {
   for (size_t k = 0; k < stored.size(); ++k)
-    out[k] = T(dtype == CudaDType::F16 ? storage::half_to_float(stored[k]) : storage::bfloat16_to_float(stored[k]));
+    out[k] = T(from_storage_bits(dtype, stored[k]));
 }
 
 unsigned grid_for(long long units, int multiprocessors) {

@@ -19,7 +19,6 @@
 #include "compiler/codegen_cuda.hpp"
 #include "compiler/error.hpp"
 #include "compiler/print.hpp"
-#include "compiler/storage_types.hpp"
 #include "generated_support.hpp"
 
 namespace lossforge::generated_testing {
@@ -263,15 +262,11 @@ TEST(CppCodegen, SixteenBitRowCodeMatchesTheInterpreterOnRoundedInputs) {
   struct Storage {
     const char* name;
     const char* type;
-    uint16_t (*from_float)(float);
-    float (*to_float)(uint16_t);
+    CudaDType dtype;
     double tolerance;
   };
-  const Storage storages[] = {
-      {"half", "lossforge::storage::half", [](float f) -> uint16_t { return storage::half_from_float(f); },
-       [](uint16_t h) { return storage::half_to_float(h); }, 2e-3},
-      {"bfloat16", "lossforge::storage::bfloat16", [](float f) -> uint16_t { return storage::bfloat16_from_float(f); },
-       [](uint16_t b) { return storage::bfloat16_to_float(b); }, 1.6e-2}};
+  const Storage storages[] = {{"half", "lossforge::storage::half", CudaDType::F16, 2e-3},
+                              {"bfloat16", "lossforge::storage::bfloat16", CudaDType::BF16, 1.6e-2}};
   std::vector<Kernel> kernels;
   std::string source;
   for (size_t i = 0; i < losses.size(); ++i) {
@@ -305,8 +300,8 @@ TEST(CppCodegen, SixteenBitRowCodeMatchesTheInterpreterOnRoundedInputs) {
       for (size_t k = 0; k < rounded.size(); ++k) {
         stored.emplace_back();
         for (float& v : rounded[k].data) {
-          stored.back().push_back(st.from_float(v));
-          v = st.to_float(stored.back().back());
+          stored.back().push_back(to_storage_bits(st.dtype, v));
+          v = from_storage_bits(st.dtype, stored.back().back());
         }
         launch.inputs[k] = stored.back().data();
         launch.widths[k] = (long long)rounded[k].width;
@@ -323,9 +318,9 @@ TEST(CppCodegen, SixteenBitRowCodeMatchesTheInterpreterOnRoundedInputs) {
       Evaluation<float> actual;
       actual.loss = loss;
       for (size_t g = 0; g < grads.size(); ++g) {
-        for (float& v : expected.grads[g].data) v = st.to_float(st.from_float(v));
+        for (float& v : expected.grads[g].data) v = round_to_storage(st.dtype, v);
         actual.grads.emplace_back(expected.grads[g].rows, expected.grads[g].width);
-        for (size_t k = 0; k < grads[g].size(); ++k) actual.grads[g].data[k] = st.to_float(grads[g][k]);
+        for (size_t k = 0; k < grads[g].size(); ++k) actual.grads[g].data[k] = from_storage_bits(st.dtype, grads[g][k]);
       }
       EXPECT_TRUE(same_evaluation(actual, expected, kernel.loss.name, st.tolerance));
     }

@@ -15,7 +15,6 @@
 
 #include "../aot/generated_support.hpp"
 #include "compiler/error.hpp"
-#include "compiler/storage_types.hpp"
 #include "runtime/cuda/cuda_engine.hpp"
 #include "runtime/cuda/driver.hpp"
 
@@ -94,9 +93,7 @@ TEST(CudaCandidates, LossAndGradientDouble) { REQUIRE_DEVICE(); check_candidates
 // to the neighbouring 16-bit value, hence the tolerance of one 16-bit ulp).
 void check_sixteen_bit(CudaDType dtype) {
   auto round = [dtype](std::vector<float>& values) {
-    for (float& v : values)
-      v = dtype == CudaDType::F16 ? storage::half_to_float(storage::half_from_float(v))
-                                  : storage::bfloat16_to_float(storage::bfloat16_from_float(v));
+    for (float& v : values) v = round_to_storage(dtype, v);
   };
   std::mt19937_64 rng(5);
   CudaOptions options;
