@@ -46,9 +46,15 @@ LF_HD inline float bits_float(unsigned u) {
 #endif
 }
 
+// The cvt instructions on the device; the integer rounding on the host, and
+// under the host emulation of the kernels (tests/aot/cuda_host_emulation.hpp).
+#if defined(__CUDA_ARCH__) && !defined(LOSSFORGE_CUDA_HOST_EMULATION)
+#define LOSSFORGE_HALF_CVT 1
+#endif
+
 // float -> binary16, round to nearest even; overflow gives infinity, NaN a quiet NaN.
 LF_HD inline unsigned short half_from_float(float f) {
-#if defined(__CUDA_ARCH__)
+#if defined(LOSSFORGE_HALF_CVT)
   unsigned short h;
   asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
   return h;
@@ -68,7 +74,7 @@ LF_HD inline unsigned short half_from_float(float f) {
 }
 
 LF_HD inline float half_to_float(unsigned short h) {
-#if defined(__CUDA_ARCH__)
+#if defined(LOSSFORGE_HALF_CVT)
   float f;
   asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
   return f;

@@ -4,7 +4,6 @@
 // preset, float and double, with and without gradients, plus the weighted
 // reductions. The same row code is what the CUDA kernels instantiate, so
 // this also checks the CUDA generator's expressions on a machine without a GPU.
-#include <dlfcn.h>
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -20,68 +19,14 @@
 #include "compiler/error.hpp"
 #include "compiler/print.hpp"
 #include "generated_support.hpp"
+#include "shared_object.hpp"
 
 namespace lossforge::generated_testing {
 namespace {
 
 constexpr size_t kCandidatesPerPreset = 60;
 
-// The launch block as the generated code declares it (LossforgeLaunch).
-struct Launch {
-  const void* inputs[16] = {};
-  void* loss = nullptr;
-  void* grads[16] = {};
-  const void* weight = nullptr;
-  double* total = nullptr;
-  long long rows = 0;
-  long long widths[16] = {};
-  double params[32] = {};
-  double loss_scale = 1;
-  double grad_scale = 1;
-};
 using Entry = double (*)(const Launch*, long long, long long);
-
-std::string temp_dir() {
-  const std::string dir = ::testing::TempDir() + "/lossforge_cpp_codegen_" + std::to_string(::getpid());
-  std::filesystem::create_directories(dir);
-  return dir;
-}
-
-// Compiles `source` into a shared object and opens it.
-class SharedObject {
- public:
-  SharedObject(const std::string& source, const std::string& name) {
-    const std::string dir = temp_dir();
-    const std::string cpp = dir + "/" + name + ".cpp", so = dir + "/" + name + ".so";
-    std::ofstream(cpp) << source;
-    const char* cxx = std::getenv("CXX");
-    const std::string command = std::string(cxx && *cxx ? cxx : "c++") + " -std=c++20 -O1 -shared -fPIC -o " + so +
-                                " " + cpp + " 2> " + dir + "/" + name + ".log";
-    const auto start = std::chrono::steady_clock::now();
-    const int status = std::system(command.c_str());
-    seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if (status != 0) {
-      std::ifstream log(dir + "/" + name + ".log");
-      std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
-      throw std::runtime_error("the generated C++ does not compile (" + cpp + "):\n" + text.substr(0, 4000));
-    }
-    handle_ = dlopen(so.c_str(), RTLD_NOW | RTLD_LOCAL);
-    if (!handle_) throw std::runtime_error(std::string("dlopen: ") + dlerror());
-  }
-  ~SharedObject() {
-    if (handle_) dlclose(handle_);
-  }
-  Entry entry(const std::string& name) const {
-    void* f = dlsym(handle_, name.c_str());
-    if (!f) throw std::runtime_error("no symbol " + name);
-    return reinterpret_cast<Entry>(f);
-  }
-  double seconds() const { return seconds_; }
-
- private:
-  void* handle_ = nullptr;
-  double seconds_ = 0;
-};
 
 template <class T>
 struct Outputs {
@@ -154,7 +99,8 @@ void check_against_interpreter(const Compiled& c, size_t rows, uint64_t seed, bo
   for (size_t i = 0; i < c.kernels.size(); ++i) {
     const Kernel& kernel = c.kernels[i];
     const Batch<T> batch = as<T>(random_batch(kernel.loss, rows, rng));
-    const Entry entry = c.object->entry(cpp_function_name(c.symbols[i], std::is_same_v<T, float> ? DType::F32 : DType::F64));
+    const DType dtype = std::is_same_v<T, float> ? DType::F32 : DType::F64;
+    const Entry entry = c.object->function<Entry>(cpp_function_name(c.symbols[i], dtype));
     const bool gradients = kernel.has_gradients();
     Evaluation<T> expected;
     if (use_roots) {
@@ -211,7 +157,7 @@ TEST(CppCodegen, WeightedReductions) {
     EvalOptions options;
     options.gradients = true;
     const Evaluation<double> plain = interpret<double>(kernel.loss, std::span<const Array<double>>(batch), options);
-    const Entry entry = c.object->entry(cpp_function_name(c.symbols[i], DType::F64));
+    const Entry entry = c.object->function<Entry>(cpp_function_name(c.symbols[i], DType::F64));
     for (double scale : {1.0, 1.0 / rows, 1.0 / 17.5}) {
       const Outputs<double> out = run<double>(entry, kernel, batch, true, weights, scale, 100);
       double total = 0;
@@ -312,7 +258,7 @@ TEST(CppCodegen, SixteenBitRowCodeMatchesTheInterpreterOnRoundedInputs) {
       std::vector<std::vector<uint16_t>> grads;
       for (const InputGradient& g : kernel.gradients) grads.emplace_back(rounded[g.input].data.size());
       for (size_t g = 0; g < grads.size(); ++g) launch.grads[g] = grads[g].data();
-      object.entry(std::string("s") + std::to_string(i) + "_" + st.name)(&launch, 0, 37);
+      object.function<Entry>(std::string("s") + std::to_string(i) + "_" + st.name)(&launch, 0, 37);
 
       Evaluation<float> expected = interpret_roots<float>(kernel, rounded);
       Evaluation<float> actual;
