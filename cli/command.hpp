@@ -45,5 +45,6 @@ Command add_repl_command(CLI::App& parent);
 Command add_data_command(CLI::App& parent);
 Command add_train_command(CLI::App& parent);  // runs lossforge-train (cli/train_main.cpp)
 Command add_search_command(CLI::App& parent);  // cli/search_command.cpp
+Command add_bench_command(CLI::App& parent);
 
 }  // namespace lossforge::cli

@@ -27,7 +27,7 @@ int main(int argc, char** argv) {
   const std::vector<Command> commands = {
       add_eval_command(app),  add_check_command(app),   add_fmt_command(app),  add_simplify_command(app),
       add_grad_command(app),  add_repl_command(app),    add_emit_command(app), add_compile_command(app),
-      add_data_command(app),  add_train_command(app),   add_search_command(app)};
+      add_data_command(app),  add_train_command(app),   add_search_command(app), add_bench_command(app)};
 
   if (argc <= 1) {
     std::cerr << app.help();

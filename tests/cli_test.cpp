@@ -1002,4 +1002,114 @@ TEST_F(CliTest, ExampleLossesCheckAndFormatWithoutChangingMeaning) {
   EXPECT_GT(checked, 0u) << "examples/losses holds no .loss file";
 }
 
+// ---- bench ------------------------------------------------------------------
+
+// `bench --json` on one batch: every back end of this build, each row's numbers
+// consistent with the batch (ns per row from ms per call, the bytes moved per
+// row from GB/s), the interpreter the unit of the speed-ups.
+TEST_F(CliTest, BenchTimesEveryBackendOnOneBatch) {
+  const std::string loss = write("focal.loss", kFocalFile);
+  for (const std::string dtype : {"f32", "f64"}) {
+    const CliRun run = run_cli({"bench", loss, "--rows", "3000", "--min-time", "0.01", "--threads", "1", "--threads",
+                                "3", "--dtype", dtype, "--json"});
+    ASSERT_EQ(run.status, 0) << run;
+    const json out = json::parse(run.out);
+    EXPECT_EQ(out["loss"], "focal");
+    EXPECT_EQ(out["rows"], 3000);
+    EXPECT_EQ(out["gradients"], true);
+    std::vector<std::string> timed;
+    for (const json& r : out["results"]) {
+      const std::string backend = r["backend"];
+      timed.push_back(backend + (r["threads"].is_null() ? "" : "/" + std::to_string(int(r["threads"]))));
+      const double ms = r["ms_per_call"];
+      EXPECT_GT(ms, 0) << r;
+      EXPECT_NEAR(double(r["ns_per_row"]), ms * 1e6 / 3000, 1e-9 * ms * 1e6) << r;
+      // x and y read, x's gradient and the loss written: 4 values per row.
+      const double bytes_per_row = double(r["gb_per_s"]) * 1e9 * ms * 1e-3 / 3000;
+      EXPECT_NEAR(bytes_per_row, dtype == "f32" ? 16 : 32, 1e-6) << r;
+      if (backend == "interp") {
+        EXPECT_TRUE(r["compile_ms"].is_null());
+        EXPECT_DOUBLE_EQ(double(r["vs_interp"]), 1.0);
+      } else {
+        EXPECT_GT(double(r["compile_ms"]), 0) << r;
+        EXPECT_GT(double(r["cache_hit_ms"]), 0) << r;
+        EXPECT_GT(double(r["vs_interp"]), 0) << r;
+      }
+    }
+    std::vector<std::string> expected = {"interp"};
+#if LOSSFORGE_HAVE_LLVM
+    expected.insert(expected.end(), {"llvm/1", "llvm/3"});
+#endif
+    std::vector<std::string> skipped;
+    for (const json& s : out["skipped"]) {
+      skipped.push_back(s["backend"]);
+      EXPECT_TRUE(is_one_line(std::string(s["reason"]) + "\n")) << s;
+    }
+    if (std::find(skipped.begin(), skipped.end(), "cuda") == skipped.end()) expected.push_back("cuda");
+    EXPECT_EQ(timed, expected) << run.out;
+#if !LOSSFORGE_HAVE_LLVM
+    EXPECT_NE(std::find(skipped.begin(), skipped.end(), "llvm"), skipped.end()) << run.out;
+#endif
+  }
+}
+
+// Rows of C values and box pairs; the table a person reads.
+TEST_F(CliTest, BenchRowAndBoxLossesPrintATable) {
+  const fs::path examples = fs::path(LOSSFORGE_SOURCE_DIR) / "examples" / "losses";
+  CliRun run = run_cli({"bench", (examples / "cross_entropy.loss").string(), "--rows", "500", "--width", "7",
+                        "--min-time", "0", "--backend", "interp", "--json"});
+  ASSERT_EQ(run.status, 0) << run;
+  json out = json::parse(run.out);
+  EXPECT_EQ(out["width"], 7);
+  ASSERT_EQ(out["results"].size(), 1u);
+  // x read, y read, x's gradient written (7 floats each), one loss.
+  const json& r = out["results"][0];
+  EXPECT_NEAR(double(r["gb_per_s"]) * 1e9 * double(r["ms_per_call"]) * 1e-3 / 500, 3 * 7 * 4 + 4, 1e-6) << r;
+
+  run = run_cli({"bench", (examples / "giou.loss").string(), "--rows", "500", "--min-time", "0", "--forward-only"});
+  ASSERT_EQ(run.status, 0) << run;
+  EXPECT_EQ(run.out.rfind("giou: loss, 500 rows, f32\n", 0), 0u) << run;
+  for (const char* column : {"backend", "threads", "compile ms", "cache hit ms", "ms/call", "ns/row", "GB/s", "vs interp"})
+    EXPECT_NE(run.out.find(column), std::string::npos) << column << "\n" << run;
+  EXPECT_NE(run.out.find("\n interp "), std::string::npos) << run;
+}
+
+// Bad requests are one-line errors: a back end that is not there, 16-bit
+// arrays on a CPU back end, an empty batch; a formula that does not parse
+// gets its diagnostic.
+TEST_F(CliTest, BenchErrors) {
+  const std::string loss = write("focal.loss", kFocalFile);
+  CliRun run = run_cli({"bench", loss, "--rows", "100", "--min-time", "0", "--backend", "cuda", "--json"});
+#if LOSSFORGE_HAVE_CUDA
+  if (run.status == 0) {  // a machine with a GPU: the CUDA row is there
+    const json out = json::parse(run.out);
+    ASSERT_EQ(out["results"].size(), 1u);
+    EXPECT_EQ(out["results"][0]["backend"], "cuda");
+    EXPECT_GT(double(out["results"][0]["ms_per_call"]), 0);
+  } else {
+    EXPECT_EQ(run.status, 1) << run;
+    EXPECT_EQ(run.err.rfind("lossforge: no CUDA device: ", 0), 0u) << run;
+    EXPECT_TRUE(is_one_line(run.err)) << run;
+  }
+#else
+  EXPECT_EQ(run.status, 1) << run;
+  EXPECT_EQ(run.err, "lossforge: backend 'cuda' is not built into this lossforge\n");
+#endif
+  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+           {"bench", loss, "--rows", "0"},
+           {"bench", loss, "--backend", "tpu"},
+           {"bench", loss, "--dtype", "bf16", "--backend", "interp"},
+           {"bench", loss, "--threads", "0"},
+       }) {
+    run = run_cli(args);
+    EXPECT_NE(run.status, 0) << run;
+    EXPECT_TRUE(is_one_line(run.err)) << run;
+    EXPECT_EQ(run.out, "") << run;
+  }
+  EXPECT_EQ(run_cli({"bench", loss, "--dtype", "bf16", "--backend", "interp"}).status, 2);
+  run = run_cli({"bench", "Sig(X", "--pset", "binary_cls"});
+  EXPECT_EQ(run.status, 1) << run;
+  EXPECT_EQ(run.err.rfind("<arg>:1:6: error: unexpected end of input", 0), 0u) << run;
+}
+
 }  // namespace

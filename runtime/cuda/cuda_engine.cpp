@@ -1,10 +1,12 @@
 #include "runtime/cuda/cuda_engine.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <stdexcept>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "compiler/canonical.hpp"
 #include "compiler/codegen_c.hpp"
@@ -169,8 +171,19 @@ struct CudaLoss::Impl {
   return impl;
 }
 
+  // A batch on the device: the inputs (and weights) in the kernel's dtype,
+  // the per-row loss, gradient and total arrays, and the launch block naming
+  // them; freed with it.
+  struct DeviceBatch {
+    std::vector<DeviceBuffer> buffers;
+    LaunchArgs args;
+    long long max_width = 1;
+    std::vector<size_t> grad_sizes;  // values per gradient array
+    CUdeviceptr loss = 0, total = 0;
+  };
+
   template <class T>
-  Reduced<T> run(std::span<const Array<T>> inputs, const ReduceOptions& reduce, const EvalOptions& eval) const {
+  DeviceBatch upload(std::span<const Array<T>> inputs, const ReduceOptions& reduce, const EvalOptions& eval) const {
     if ((compute_dtype(options.dtype) == DType::F32) != std::is_same_v<T, float>)
       throw std::invalid_argument("CudaLoss: '" + loss.name + "' was compiled for " + cuda_dtype_name(options.dtype));
     if (eval.gradients && !gradients && !loss.pred_inputs().empty())
@@ -182,73 +195,106 @@ struct CudaLoss::Impl {
                        std::to_string(shape.rows) + " rows");
     const Driver& driver = cuda_driver();
     driver.make_current();
-    Reduced<T> result;
-    result.rows.loss.resize(shape.rows);
-    const bool want_grads = eval.gradients && gradients;
-    if (want_grads)
-      for (size_t index : loss.pred_inputs()) result.rows.grads.emplace_back(shape.rows, inputs[index].width);
-    if (shape.rows == 0) return result;
-
-    LaunchArgs args;
+    DeviceBatch batch;
+    LaunchArgs& args = batch.args;
     args.rows = (long long)shape.rows;
     for (size_t p = 0; p < params.size(); ++p) args.params[p] = params[p];
-    std::vector<DeviceBuffer> buffers;
-    auto upload = [&](const void* data, size_t bytes) {
-      buffers.emplace_back(driver, bytes);
-      driver.check(driver.cuMemcpyHtoD(buffers.back().get(), data, bytes), "cannot copy to the device");
-      return buffers.back().pointer();
+    auto allocate = [&](size_t bytes) {
+      batch.buffers.emplace_back(driver, bytes);
+      return batch.buffers.back().get();
     };
     // Arrays of the kernel's element type (16-bit ones converted here).
     auto upload_as_dtype = [&](const T* data, size_t count) {
-      if (cuda_dtype_bytes(options.dtype) == int(sizeof(T))) return upload(data, count * sizeof(T));
-      const std::vector<unsigned short> stored = to_storage(options.dtype, data, count);
-      return upload(stored.data(), stored.size() * sizeof(unsigned short));
+      const bool same = cuda_dtype_bytes(options.dtype) == int(sizeof(T));
+      const std::vector<unsigned short> stored = same ? std::vector<unsigned short>() : to_storage(options.dtype, data, count);
+      const void* host = same ? static_cast<const void*>(data) : stored.data();
+      const size_t bytes = count * size_t(cuda_dtype_bytes(options.dtype));
+      const CUdeviceptr device = allocate(bytes);
+      if (bytes) driver.check(driver.cuMemcpyHtoD(device, host, bytes), "cannot copy to the device");
+      return reinterpret_cast<const void*>(device);
     };
-    long long max_width = 1;
     for (size_t i = 0; i < inputs.size(); ++i) {
       args.inputs[i] = upload_as_dtype(inputs[i].data.data(), inputs[i].data.size());
       args.widths[i] = (long long)inputs[i].width;
-      if (loss.inputs[i].type.is_vec()) max_width = std::max(max_width, args.widths[i]);
+      if (loss.inputs[i].type.is_vec()) batch.max_width = std::max(batch.max_width, args.widths[i]);
     }
     if (!reduce.weights.empty()) {
       const std::vector<T> weights(reduce.weights.begin(), reduce.weights.end());
       args.weight = upload_as_dtype(weights.data(), weights.size());
     }
-    DeviceBuffer loss_out(driver, shape.rows * sizeof(T));
-    args.loss = loss_out.pointer();
-    const size_t element_bytes = size_t(cuda_dtype_bytes(options.dtype));
-    std::vector<DeviceBuffer> grad_out;
-    for (size_t g = 0; g < result.rows.grads.size(); ++g) {
-      grad_out.emplace_back(driver, result.rows.grads[g].data.size() * element_bytes);
-      args.grads[g] = grad_out.back().pointer();
-    }
-    DeviceBuffer total(driver, sizeof(double));
-    driver.check(driver.cuMemsetD8(total.get(), 0, sizeof(double)), "cannot clear the total");
+    batch.loss = allocate(shape.rows * sizeof(T));
+    args.loss = reinterpret_cast<void*>(batch.loss);
+    if (eval.gradients && gradients)
+      for (size_t index : loss.pred_inputs()) {
+        batch.grad_sizes.push_back(inputs[index].data.size());
+        args.grads[batch.grad_sizes.size() - 1] =
+            reinterpret_cast<void*>(allocate(inputs[index].data.size() * size_t(cuda_dtype_bytes(options.dtype))));
+      }
+    batch.total = allocate(sizeof(double));
+    driver.check(driver.cuMemsetD8(batch.total, 0, sizeof(double)), "cannot clear the total");
     double scale = 1;
-    if (reduce.reduction == Reduction::Mean) scale = 1.0 / double(shape.rows);
+    if (reduce.reduction == Reduction::Mean) scale = 1.0 / double(std::max<size_t>(shape.rows, 1));
     if (reduce.reduction != Reduction::None && reduce.avg_factor > 0) scale = 1.0 / reduce.avg_factor;
-    if (reduce.reduction != Reduction::None) args.total = reinterpret_cast<double*>(total.get());
+    if (reduce.reduction != Reduction::None) args.total = reinterpret_cast<double*>(batch.total);
     args.loss_scale = scale;
     args.grad_scale = scale;
+    return batch;
+  }
 
-    launch(args, max_width, nullptr);
+  template <class T>
+  Reduced<T> run(std::span<const Array<T>> inputs, const ReduceOptions& reduce, const EvalOptions& eval) const {
+    const DeviceBatch batch = upload<T>(inputs, reduce, eval);
+    const size_t rows = size_t(batch.args.rows);
+    Reduced<T> result;
+    result.rows.loss.resize(rows);
+    for (size_t g = 0; g < batch.grad_sizes.size(); ++g)
+      result.rows.grads.emplace_back(rows, inputs[loss.pred_inputs()[g]].width);
+    if (rows == 0) return result;
+    const Driver& driver = cuda_driver();
+    launch(batch.args, batch.max_width, nullptr);
     driver.check(driver.cuCtxSynchronize(), "the kernel of '" + loss.name + "' failed");
-    driver.check(driver.cuMemcpyDtoH(result.rows.loss.data(), loss_out.get(), shape.rows * sizeof(T)),
-                 "cannot copy the loss back");
+    driver.check(driver.cuMemcpyDtoH(result.rows.loss.data(), batch.loss, rows * sizeof(T)), "cannot copy the loss back");
+    const size_t element_bytes = size_t(cuda_dtype_bytes(options.dtype));
     for (size_t g = 0; g < result.rows.grads.size(); ++g) {
       std::vector<T>& grad = result.rows.grads[g].data;
+      const CUdeviceptr device = reinterpret_cast<CUdeviceptr>(batch.args.grads[g]);
       if (element_bytes == sizeof(T)) {
-        driver.check(driver.cuMemcpyDtoH(grad.data(), grad_out[g].get(), grad.size() * sizeof(T)),
-                     "cannot copy a gradient back");
+        driver.check(driver.cuMemcpyDtoH(grad.data(), device, grad.size() * sizeof(T)), "cannot copy a gradient back");
         continue;
       }
       std::vector<unsigned short> stored(grad.size());
-      driver.check(driver.cuMemcpyDtoH(stored.data(), grad_out[g].get(), stored.size() * sizeof(unsigned short)),
+      driver.check(driver.cuMemcpyDtoH(stored.data(), device, stored.size() * sizeof(unsigned short)),
                    "cannot copy a gradient back");
       from_storage(options.dtype, stored, grad.data());
     }
-    if (args.total) driver.check(driver.cuMemcpyDtoH(&result.total, total.get(), sizeof(double)), "cannot copy the total back");
+    if (batch.args.total)
+      driver.check(driver.cuMemcpyDtoH(&result.total, batch.total, sizeof(double)), "cannot copy the total back");
     return result;
+  }
+
+  template <class T>
+  double time_launch(std::span<const Array<T>> inputs, const EvalOptions& eval, double min_seconds) const {
+    const DeviceBatch batch = upload<T>(inputs, ReduceOptions{}, eval);
+    if (batch.args.rows == 0) return 0;
+    const Driver& driver = cuda_driver();
+    using Clock = std::chrono::steady_clock;
+    // Batches of back-to-back launches amortise the launch and synchronise
+    // costs; the batch doubles until it takes a millisecond.
+    auto run_batch = [&](int launches) {
+      const auto start = Clock::now();
+      for (int i = 0; i < launches; ++i) launch(batch.args, batch.max_width, nullptr);
+      driver.check(driver.cuCtxSynchronize(), "the kernel of '" + loss.name + "' failed");
+      return std::chrono::duration<double>(Clock::now() - start).count();
+    };
+    int launches = 1;
+    while (run_batch(launches) < 1e-3 && launches < (1 << 16)) launches *= 2;
+    std::vector<double> per_launch;
+    const auto start = Clock::now();
+    do {
+      per_launch.push_back(run_batch(launches) / launches);
+    } while (per_launch.size() < 3 || std::chrono::duration<double>(Clock::now() - start).count() < min_seconds);
+    std::sort(per_launch.begin(), per_launch.end());
+    return per_launch[per_launch.size() / 2];
   }
 };
 
@@ -306,6 +352,11 @@ Reduced<T> CudaLoss::reduce(std::span<const Array<T>> inputs, const ReduceOption
   return impl_->run<T>(inputs, reduce, options);
 }
 
+template <class T>
+double CudaLoss::time_launch(std::span<const Array<T>> inputs, const EvalOptions& options, double min_seconds) const {
+  return impl_->time_launch<T>(inputs, options, min_seconds);
+}
+
 void CudaLoss::launch(const LaunchArgs& args, long long max_width, void* stream) const {
   impl_->launch(args, max_width, stream);
 }
@@ -320,5 +371,7 @@ template Evaluation<float> CudaLoss::evaluate(std::span<const Array<float>>, con
 template Evaluation<double> CudaLoss::evaluate(std::span<const Array<double>>, const EvalOptions&) const;
 template Reduced<float> CudaLoss::reduce(std::span<const Array<float>>, const ReduceOptions&, const EvalOptions&) const;
 template Reduced<double> CudaLoss::reduce(std::span<const Array<double>>, const ReduceOptions&, const EvalOptions&) const;
+template double CudaLoss::time_launch(std::span<const Array<float>>, const EvalOptions&, double) const;
+template double CudaLoss::time_launch(std::span<const Array<double>>, const EvalOptions&, double) const;
 
 }  // namespace lossforge::cuda

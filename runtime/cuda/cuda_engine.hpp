@@ -84,6 +84,11 @@ class CudaLoss {
   template <class T>
   Reduced<T> reduce(std::span<const Array<T>> inputs, const ReduceOptions& reduce, const EvalOptions& options = {}) const;
 
+  // Seconds per launch on these inputs, copied to the device once: the median
+  // over batches of back-to-back launches, for at least `min_seconds`
+  // (`lossforge bench`). Takes the arguments evaluate() takes.
+  template <class T>
+  double time_launch(std::span<const Array<T>> inputs, const EvalOptions& options, double min_seconds) const;
   // One launch on device arrays (args.total must point at zeroed device memory
   // or be null), on `stream` (a CUstream; null: the legacy default stream).
   // max_width: the widest real[C] row (picks the warp or block layout).
@@ -105,6 +110,8 @@ class CudaLoss {
 extern template Evaluation<float> CudaLoss::evaluate(std::span<const Array<float>>, const EvalOptions&) const;
 extern template Evaluation<double> CudaLoss::evaluate(std::span<const Array<double>>, const EvalOptions&) const;
 extern template Reduced<float> CudaLoss::reduce(std::span<const Array<float>>, const ReduceOptions&, const EvalOptions&) const;
+extern template double CudaLoss::time_launch(std::span<const Array<float>>, const EvalOptions&, double) const;
+extern template double CudaLoss::time_launch(std::span<const Array<double>>, const EvalOptions&, double) const;
 extern template Reduced<double> CudaLoss::reduce(std::span<const Array<double>>, const ReduceOptions&, const EvalOptions&) const;
 
 }  // namespace lossforge::cuda
