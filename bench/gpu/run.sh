@@ -11,7 +11,7 @@
 #      gradients on the GPU against the CPU, when LibTorch was built with CUDA;
 #   4. benchmarks the SPEC §7 workloads: lossforge kernel vs PyTorch eager vs
 #      torch.compile vs the bandwidth floor, warm NVRTC compile per candidate,
-#      cached load;
+#      cached load; `lossforge bench` on the CUDA back end;
 #   5. trains FCOS-tiny on the synthetic data on the GPU (issue 6's acceptance
 #      run: 1000 images at 96 px, 6 epochs, focal + GIoU) and 2 epochs of the
 #      same on the CPU, for images/s; writes everything to $OUT (default
@@ -99,6 +99,11 @@ step cli_eval_cuda bash -c "echo '{\"x\": [0.5, -2], \"y\": [1, 0]}' > '$out/in.
   '$build/cli/lossforge' eval '$root/examples/losses/focal.loss' --inputs '$out/in.json' --backend interp --grad --json && \
   '$build/cli/lossforge' eval '$root/examples/losses/focal.loss' --inputs '$out/in.json' --backend cuda --grad --dtype bf16 --json && \
   '$build/cli/lossforge' eval '$root/examples/losses/focal.loss' --inputs '$out/in.json' --backend interp --grad --dtype bf16 --json"
+# `lossforge bench` as a user runs it: the CUDA row next to the interpreter's.
+step cli_bench_cuda bash -c "'$build/cli/lossforge' bench '$root/examples/losses/cross_entropy.loss' --rows 200000 \
+    --width 81 --min-time 0.2 --json > '$out/cli_bench_cross_entropy.json' && \
+  '$build/cli/lossforge' bench '$root/examples/losses/focal.loss' --rows 25600000 --backend cuda --dtype bf16 \
+    --min-time 0.2 --json > '$out/cli_bench_focal_bf16.json'"
 
 size_flag=""; [ "$quick" = "--quick" ] && size_flag=--quick
 step lossforge_bench bash -c "'$build/bench/gpu/lossforge_gpu_bench' $size_flag > '$out/lossforge_bench.json'"
