@@ -35,6 +35,23 @@ namespace lossforge::c_codegen {
 inline constexpr size_t kMaxInputs = 16;
 inline constexpr size_t kMaxParams = 32;
 
+// The host's view of LossforgeLaunch, the argument block of every generated
+// entry point (host loop or CUDA kernel, passed by value to kernels): field
+// for field the struct launch_struct() declares in the generated code.
+struct LaunchBlock {
+  const void* inputs[kMaxInputs] = {};  // input i: rows x widths[i] values of the kernel's dtype, row-major
+  void* loss = nullptr;                 // per-row loss x weight, or null
+  void* grads[kMaxInputs] = {};         // gradient of the k-th pred input, shaped like it, or null
+  const void* weight = nullptr;         // per-row weights, or null (all 1)
+  double* total = nullptr;              // += sum of loss x weight x loss_scale, or null
+  long long rows = 0;
+  long long widths[kMaxInputs] = {};    // values per row: 1 real, 4 box, C real[C]
+  double params[kMaxParams] = {};       // one per loss param
+  double loss_scale = 1;                // 1 sum, 1/rows mean, 1/avg_factor
+  double grad_scale = 1;                // gradients are d loss / d input x weight x grad_scale
+};
+static_assert(sizeof(LaunchBlock) == 688, "LaunchBlock must match LossforgeLaunch of codegen_c.cpp");
+
 // The text every translation unit starts with, guarded so that several
 // generated files may be included together: compiler/semantics.hpp, the
 // LossforgeLaunch argument block and the lane policies.

@@ -19,8 +19,6 @@
 namespace lossforge::cuda {
 namespace {
 
-static_assert(sizeof(LaunchArgs) == 688, "LaunchArgs must match LossforgeLaunch of compiler/codegen_c.cpp");
-
 // Every kernel compiled by the engine has this symbol, whatever the loss is
 // called: the cache key names the formula, not its name.
 constexpr const char* kSymbol = "lossforge_kernel";

@@ -20,6 +20,7 @@
 #include <span>
 #include <string>
 
+#include "compiler/codegen_c.hpp"
 #include "compiler/codegen_cuda.hpp"
 #include "compiler/kernel.hpp"
 #include "runtime/interpreter.hpp"
@@ -34,19 +35,8 @@ struct CudaOptions {
 };
 
 // The launch block of the generated kernels (LossforgeLaunch in the generated
-// source, compiler/codegen_c.cpp): the same layout, field for field.
-struct LaunchArgs {
-  const void* inputs[16] = {};
-  void* loss = nullptr;
-  void* grads[16] = {};
-  const void* weight = nullptr;
-  double* total = nullptr;
-  long long rows = 0;
-  long long widths[16] = {};
-  double params[32] = {};
-  double loss_scale = 1;
-  double grad_scale = 1;
-};
+// source): one per launch, device pointers in it.
+using LaunchArgs = c_codegen::LaunchBlock;
 
 enum class Reduction { None, Sum, Mean };
 

@@ -1,6 +1,5 @@
 // Generated source compiled at test time by the system C++ compiler into a
-// shared object and opened with dlopen (tests/aot/), and the host mirror of
-// the launch block the generated code takes (LossforgeLaunch, codegen_c.hpp).
+// shared object and opened with dlopen (tests/aot/).
 #pragma once
 
 #include <dlfcn.h>
@@ -15,21 +14,11 @@
 #include <stdexcept>
 #include <string>
 
+#include "compiler/codegen_c.hpp"
+
 namespace lossforge::generated_testing {
 
-// The launch block as the generated code declares it (LossforgeLaunch).
-struct Launch {
-  const void* inputs[16] = {};
-  void* loss = nullptr;
-  void* grads[16] = {};
-  const void* weight = nullptr;
-  double* total = nullptr;
-  long long rows = 0;
-  long long widths[16] = {};
-  double params[32] = {};
-  double loss_scale = 1;
-  double grad_scale = 1;
-};
+using Launch = c_codegen::LaunchBlock;
 
 inline std::string temp_dir() {
   const std::string dir = ::testing::TempDir() + "/lossforge_generated_" + std::to_string(::getpid());
