@@ -325,6 +325,18 @@ class KernelBuilder {
       if (n->op() == Op::Pow && plan_[n->arg(1).get()].uniform) collect_params(n->arg(1).get(), exponent_params_);
       if (n->op() == Op::Softmax) softmax_of_[n->arg(0).get()] = n;
     }
+    // log_softmax(x) read only by dots: the dots fold it in (rowwise).
+    std::unordered_set<const Node*> roots;
+    for (const Expr& r : roots_) roots.insert(r.get());
+    for (const Node* n : order_) {
+      if (n->op() != Op::LogSoftmax || roots.count(n)) continue;
+      const std::vector<const Node*>& users = plan_.at(n).users;
+      const auto folds = [n](const Node* u) {  // dot(a, n) with a != n (dot(n, n) needs the row)
+        return u->op() == Op::Dot && (u->arg(0).get() == n) != (u->arg(1).get() == n);
+      };
+      if (std::all_of(users.begin(), users.end(), folds))
+        dot_only_.insert(n);
+    }
   }
 
   // The params below a uniform node, by index.
@@ -822,27 +834,44 @@ class KernelBuilder {
   using LaneStep = std::function<llvm::Value*(llvm::Value* acc, llvm::Value* v)>;
   llvm::Value* lane_reduce(llvm::Value* width, llvm::Value* initial, const LaneTerm& term, const LaneStep& step,
                            const char* name) {
+    const auto one = [&](llvm::Value* c, llvm::Value* mask) { return std::vector<llvm::Value*>{term(c, mask)}; };
+    return lane_reduce(width, std::vector<llvm::Value*>{initial}, one, step, name)[0];
+  }
+  // Several reductions of one row in one loop: terms(c, mask) gives one lane
+  // vector per accumulator, each reduced in the same lane order.
+  using LaneTerms = std::function<std::vector<llvm::Value*>(llvm::Value* c, llvm::Value* mask)>;
+  std::vector<llvm::Value*> lane_reduce(llvm::Value* width, const std::vector<llvm::Value*>& initial,
+                                        const LaneTerms& terms, const LaneStep& step, const char* name) {
     static_assert(sem::kRowLanes == 8, "lane_reduce's shuffles assume 8 lanes");
+    const auto add_terms = [&](std::vector<llvm::Value*> acc, llvm::Value* c, llvm::Value* mask) {
+      const std::vector<llvm::Value*> v = terms(c, mask);
+      for (size_t k = 0; k < acc.size(); ++k)
+        acc[k] = mask ? b_.CreateSelect(mask, step(acc[k], v[k]), acc[k]) : step(acc[k], v[k]);
+      return acc;
+    };
     llvm::Value* blocks = b_.CreateLShr(width, index(3));
-    llvm::Value* acc = loop(index(0), blocks, {initial},
-                            [&](llvm::Value* block, const std::vector<llvm::Value*>& carried) {
-                              llvm::Value* c = b_.CreateShl(block, index(3), "", true, true);
-                              return std::vector<llvm::Value*>{step(carried[0], term(c, nullptr))};
-                            },
-                            name)[0];
+    std::vector<llvm::Value*> acc = loop(index(0), blocks, initial,
+                                         [&](llvm::Value* block, const std::vector<llvm::Value*>& carried) {
+                                           return add_terms(carried, b_.CreateShl(block, index(3), "", true, true),
+                                                            nullptr);
+                                         },
+                                         name);
     llvm::Value* full = b_.CreateShl(blocks, index(3));
     llvm::Value* rest = b_.CreateVectorSplat(8, b_.CreateSub(width, full));
-    llvm::Value* mask = b_.CreateICmpULT(llvm::ConstantVector::get(lane_indices()), rest);
-    acc = b_.CreateSelect(mask, step(acc, term(full, mask)), acc);
-    for (int half = 4; half > 0; half /= 2) {
-      std::vector<int> low, high;
-      for (int l = 0; l < half; ++l) {
-        low.push_back(l);
-        high.push_back(l + half);
+    acc = add_terms(acc, full, b_.CreateICmpULT(llvm::ConstantVector::get(lane_indices()), rest));
+    std::vector<llvm::Value*> out;
+    for (llvm::Value* a : acc) {
+      for (int half = 4; half > 0; half /= 2) {
+        std::vector<int> low, high;
+        for (int l = 0; l < half; ++l) {
+          low.push_back(l);
+          high.push_back(l + half);
+        }
+        a = step(b_.CreateShuffleVector(a, low), b_.CreateShuffleVector(a, high));
       }
-      acc = step(b_.CreateShuffleVector(acc, low), b_.CreateShuffleVector(acc, high));
+      out.push_back(b_.CreateExtractElement(a, uint64_t(0)));
     }
-    return b_.CreateExtractElement(acc, uint64_t(0));
+    return out;
   }
   std::vector<llvm::Constant*> lane_indices() {
     std::vector<llvm::Constant*> lanes;
@@ -930,6 +959,10 @@ class KernelBuilder {
         const RowExps e = row_exps(x, width, y);
         llvm::Value* m = e.max;
         llvm::Value* log_total = log(e.total);
+        if (dot_only_.count(n)) {  // its dots take m and ln Σ instead of the row
+          log_softmax_parts_[n] = {m, log_total};
+          return;
+        }
         loop(index(0), width, {},
              [&](llvm::Value* c, const std::vector<llvm::Value*>&) {
                store_column(b_.CreateFSub(b_.CreateFSub(column(x, c), m), log_total), y, c);
@@ -947,6 +980,38 @@ class KernelBuilder {
       }
       case Op::Dot: {
         const Node* y = n->arg(1).get();
+        if (dot_only_.count(x) || dot_only_.count(y)) {
+          // dot(a, log_softmax(z)) = Σ a (z - m) - ln Σ e^(z - m) · Σ a: one
+          // loop with two sums, no log_softmax row, and the log off its path.
+          const Node* log_softmax = dot_only_.count(x) ? x : y;
+          const Node* a = log_softmax == x ? y : x;
+          const Node* z = log_softmax->arg(0).get();
+          const RowExps parts = log_softmax_parts_.at(log_softmax);  // m, ln Σ e^(z - m)
+          llvm::Value* m = b_.CreateVectorSplat(8, parts.max);
+          const std::vector<llvm::Value*> sums = lane_reduce(
+              width, std::vector<llvm::Value*>{zero_lanes(), zero_lanes()},
+              [&](llvm::Value* c, llvm::Value* mask) {
+                llvm::Value* weights = lanes_of(a, c, mask);
+                return std::vector<llvm::Value*>{b_.CreateFMul(weights, b_.CreateFSub(lanes_of(z, c, mask), m)),
+                                                 weights};
+              },
+              lane_add(), "dot_log_softmax");
+          llvm::Value* folded = b_.CreateFSub(sums[0], b_.CreateFMul(parts.total, sums[1]));
+          // With an infinite or NaN term (a -inf logit, an infinite weight) the
+          // two forms differ (inf - inf): such rows take the terms one by one,
+          // a (z - m - ln Σ), as the interpreter does.
+          llvm::Value* log_total = b_.CreateVectorSplat(8, parts.total);
+          scalar_[n] = unless_finite(folded, [&] {
+            return lane_reduce(
+                width, zero_lanes(),
+                [&](llvm::Value* c, llvm::Value* mask) {
+                  llvm::Value* term = b_.CreateFSub(b_.CreateFSub(lanes_of(z, c, mask), m), log_total);
+                  return b_.CreateFMul(lanes_of(a, c, mask), term);
+                },
+                lane_add(), "dot_log_softmax_terms");
+          });
+          return;
+        }
         scalar_[n] = lane_reduce(
             width, zero_lanes(),
             [&](llvm::Value* c, llvm::Value* mask) {
@@ -965,6 +1030,26 @@ class KernelBuilder {
       }
       default: throw std::logic_error("codegen: '" + std::string(op_name(n->op())) + "' is not row-wise");
     }
+  }
+
+  // `value` where it is finite, else what `slow` computes (emitted on a
+  // branch of its own, which rows with finite values skip).
+  llvm::Value* unless_finite(llvm::Value* value, const std::function<llvm::Value*()>& slow) {
+    llvm::Function* f = b_.GetInsertBlock()->getParent();
+    llvm::BasicBlock* before = b_.GetInsertBlock();
+    llvm::BasicBlock* recompute = llvm::BasicBlock::Create(ctx_, "not_finite", f);
+    llvm::BasicBlock* done = llvm::BasicBlock::Create(ctx_, "finite", f);
+    llvm::Value* finite = b_.CreateFCmpOEQ(b_.CreateFSub(value, value), k(0));
+    b_.CreateCondBr(finite, done, recompute);
+    b_.SetInsertPoint(recompute);
+    llvm::Value* slow_value = slow();
+    llvm::BasicBlock* slow_end = b_.GetInsertBlock();
+    b_.CreateBr(done);
+    b_.SetInsertPoint(done);
+    llvm::PHINode* phi = b_.CreatePHI(t_, 2);
+    phi->addIncoming(value, before);
+    phi->addIncoming(slow_value, slow_end);
+    return phi;
   }
 
   // ---- boxes (sem::area, inter, enclose, iou) ----
@@ -1177,6 +1262,7 @@ class KernelBuilder {
       row_index_ = row;
       box_.clear();
       row_exps_.clear();
+      log_softmax_parts_.clear();
       for (const Node* n : order_)
         if (!plan_.at(n).uniform) emit(n);
       // Outputs: the loss, then each pred input's gradient.
@@ -1399,6 +1485,8 @@ class KernelBuilder {
   std::set<size_t> exponent_params_;  // params below a uniform pow exponent
   std::unordered_map<const Node*, const Node*> softmax_of_;  // row x -> softmax(x)
   std::unordered_map<const Node*, RowExps> row_exps_;      // of the current row
+  std::unordered_set<const Node*> dot_only_;                // log_softmax nodes read by dots alone
+  std::unordered_map<const Node*, RowExps> log_softmax_parts_;  // dot_only_ node -> m, ln Σ (current row)
 };
 
 // ---- module, optimisation, emission ------------------------------------------
@@ -1537,7 +1625,8 @@ int64_t vector_lanes(DType dtype) {
 // kernel caches written by an older lossforge of the same version rebuild.
 // 6: 512-bit vectors with AVX-512F. 7: box kernels' fast code generator.
 // 8: the kernel realigns its stack. 9: exp(-|-x|) is exp(-|x|), shared.
-constexpr int kCodegenRevision = 9;
+// 10: dot(a, log_softmax(x)) folded into one loop without the row.
+constexpr int kCodegenRevision = 10;
 
 std::string compiler_version() {
   return std::string("LLVM ") + LLVM_VERSION_STRING + (host_target().libmvec ? " libmvec" : "") + " codegen " +

@@ -642,6 +642,51 @@ TEST(LlvmKernel, RowExponentialsAreShared) {
   check_shared_row_exponentials<double>();
 }
 
+// A log_softmax row read only by dots is folded into them: dot(a,
+// log_softmax(x)) is Σ a (x - m) - ln Σ e^(x - m) · Σ a, one loop and no
+// row (the cross-entropy of every two-stage detector). Either argument order
+// and two dots sharing the row fold; a row that something else reads, or a
+// dot of the row with itself, is still stored. Every width from 1 to 19, with
+// infinite, NaN and extreme logits, agrees with the interpreter.
+template <class T>
+void check_folded_log_softmax() {
+  struct Case {
+    const char* text;
+    bool folded;
+  };
+  const Case cases[] = {
+      {"loss a(pred x: real[C], y: real[C]) = -dot(log_softmax(x), y)", true},
+      {"loss b(pred x: real[C], y: real[C]) = dot(y, log_softmax(x)) + 2 * dot(x, log_softmax(x))", true},
+      {"loss c(pred x: real[C], y: real[C]) = dot(log_softmax(x), log_softmax(x))", false},
+      {"loss d(pred x: real[C], y: real[C]) = sum(log_softmax(x)) - dot(y, log_softmax(x))", false},
+  };
+  Rng rng(23);
+  for (const Case& c : cases) {
+    const Loss loss = load_module(SourceFile::from_text("<test>", c.text)).losses.at(0);
+    SCOPED_TRACE(c.text);
+    const std::string ir = llvm_codegen::emit_ir(forward_kernel(loss), DType::F32, false);
+    EXPECT_EQ(ir.find("dot_log_softmax:") != std::string::npos, c.folded) << ir;
+    for (bool gradients : {false, true}) {
+      const CompiledLoss compiled = CompiledLoss::compile(loss, options_for<T>(gradients));
+      for (size_t width = 1; width <= 19; ++width) {
+        Batch<double> batch = two_random_rows(rng, 13, width, 4);
+        Array<double>& x = batch[0];
+        x.row(1)[0] = 80;
+        x.row(2)[width - 1] = -200;
+        x.row(3)[0] = std::numeric_limits<double>::infinity();
+        x.row(4)[width / 2] = -std::numeric_limits<double>::infinity();
+        x.row(5)[0] = std::numeric_limits<double>::quiet_NaN();
+        std::fill(batch[1].row(6), batch[1].row(6) + width, 0.0);  // a row of zero weights
+        EXPECT_TRUE(matches_interpreter<T>(compiled, batch, "width " + std::to_string(width)));
+      }
+    }
+  }
+}
+TEST(LlvmKernel, LogSoftmaxReadByDotsIsFoldedIntoThem) {
+  check_folded_log_softmax<float>();
+  check_folded_log_softmax<double>();
+}
+
 // Constant integer exponents (up to 4 in size, here and in the gradient) are
 // multiplications, not pow calls, and agree with the interpreter's libm pow,
 // at zeros, infinities and NaN too.
@@ -837,8 +882,9 @@ TEST(LlvmCli, EmitPrintsTheKernel) {
 // one per class. --as-written skips the simplifier.
 TEST(LlvmCli, EmitPrintsTheSimplifiedLossUnlessAsWritten) {
   const std::string file = std::string(LOSSFORGE_SOURCE_DIR) + "/examples/losses/cse_autoloss_a.loss";
-  // llvm: the loop that writes the log_softmax row; cpp: its column function.
-  for (const auto& [target, marker] : {std::pair{"llvm", "log_softmax:"}, std::pair{"cpp", "gen::log_softmax_column("}}) {
+  // llvm: the loop of dot(w, log_softmax(X)), which folds the row in; cpp: its column function.
+  for (const auto& [target, marker] :
+       {std::pair{"llvm", "dot_log_softmax:"}, std::pair{"cpp", "gen::log_softmax_column("}}) {
     SCOPED_TRACE(target);
     CliResult simplified = run_cli({"emit", "--target", target, file, "--loss", "cse_autoloss_a_cls"});
     ASSERT_EQ(simplified.status, 0) << simplified.err;
