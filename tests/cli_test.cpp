@@ -1090,6 +1090,11 @@ TEST_F(CliTest, BenchErrors) {
     EXPECT_EQ(run.status, 1) << run;
     EXPECT_EQ(run.err.rfind("lossforge: no CUDA device: ", 0), 0u) << run;
     EXPECT_TRUE(is_one_line(run.err)) << run;
+    // 16-bit arrays are the CUDA kernels' alone: nothing else to time.
+    run = run_cli({"bench", loss, "--rows", "100", "--dtype", "bf16"});
+    EXPECT_EQ(run.status, 1) << run;
+    EXPECT_EQ(run.err.rfind("lossforge: --dtype bf16 runs on the cuda backend only, and no CUDA device: ", 0), 0u)
+        << run;
   }
 #else
   EXPECT_EQ(run.status, 1) << run;

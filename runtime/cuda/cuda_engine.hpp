@@ -79,6 +79,7 @@ class CudaLoss {
   // (`lossforge bench`). Takes the arguments evaluate() takes.
   template <class T>
   double time_launch(std::span<const Array<T>> inputs, const EvalOptions& options, double min_seconds) const;
+
   // One launch on device arrays (args.total must point at zeroed device memory
   // or be null), on `stream` (a CUstream; null: the legacy default stream).
   // max_width: the widest real[C] row (picks the warp or block layout).
@@ -100,8 +101,8 @@ class CudaLoss {
 extern template Evaluation<float> CudaLoss::evaluate(std::span<const Array<float>>, const EvalOptions&) const;
 extern template Evaluation<double> CudaLoss::evaluate(std::span<const Array<double>>, const EvalOptions&) const;
 extern template Reduced<float> CudaLoss::reduce(std::span<const Array<float>>, const ReduceOptions&, const EvalOptions&) const;
+extern template Reduced<double> CudaLoss::reduce(std::span<const Array<double>>, const ReduceOptions&, const EvalOptions&) const;
 extern template double CudaLoss::time_launch(std::span<const Array<float>>, const EvalOptions&, double) const;
 extern template double CudaLoss::time_launch(std::span<const Array<double>>, const EvalOptions&, double) const;
-extern template Reduced<double> CudaLoss::reduce(std::span<const Array<double>>, const ReduceOptions&, const EvalOptions&) const;
 
 }  // namespace lossforge::cuda
