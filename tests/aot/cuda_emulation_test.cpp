@@ -24,7 +24,7 @@
 namespace lossforge::generated_testing {
 namespace {
 
-using Runner = int (*)(const Launch*, unsigned grid, unsigned threads);
+using Runner = int (*)(const Launch*, unsigned grid, unsigned threads, unsigned long long seed);
 
 constexpr CudaDType kDtypes[] = {CudaDType::F32, CudaDType::F64, CudaDType::F16, CudaDType::BF16};
 
@@ -49,9 +49,10 @@ class EmulatedKernels {
       for (CudaDType dtype : kDtypes)
         for (CudaLayout layout : layouts_of(losses[i])) {
           const std::string kernel = cuda_kernel_name(options.symbol, dtype, layout);
-          source += "extern \"C\" int run_" + kernel + "(const void* a, unsigned grid, unsigned threads) {\n"
+          source += "extern \"C\" int run_" + kernel +
+                    "(const void* a, unsigned grid, unsigned threads, unsigned long long seed) {\n"
                     "  return lossforge_emulation::launch(" + kernel +
-                    ", *static_cast<const LossforgeLaunch*>(a), grid, threads);\n}\n";
+                    ", *static_cast<const LossforgeLaunch*>(a), grid, threads, seed);\n}\n";
         }
     }
     object_ = std::make_unique<SharedObject>(source, name);
@@ -137,11 +138,13 @@ struct Case {
   bool aligned = true;
   bool weighted = false;
   double scale = 1;  // loss_scale and grad_scale
+  unsigned long long schedule = 0;  // the emulation's scheduling seed (0: thread order)
 
   std::string str() const {
     return std::string(cuda_dtype_name(dtype)) + " " + cuda_layout_name(layout) + " rows=" + std::to_string(rows) +
            " C=" + std::to_string(width) + " <<<" + std::to_string(grid) + ", " + std::to_string(threads) + ">>>" +
-           (aligned ? "" : " unaligned") + (weighted ? " weighted" : "") + " scale=" + std::to_string(scale);
+           (aligned ? "" : " unaligned") + (weighted ? " weighted" : "") + " scale=" + std::to_string(scale) +
+           " schedule=" + std::to_string(schedule);
   }
 };
 
@@ -203,7 +206,7 @@ void check_case(const EmulatedKernels& emulated, size_t i, const Case& c, std::m
   launch.total = &total;
   launch.loss_scale = launch.grad_scale = c.scale;
 
-  ASSERT_EQ(emulated.runner(i, c.dtype, c.layout)(&launch, c.grid, c.threads), 0)
+  ASSERT_EQ(emulated.runner(i, c.dtype, c.layout)(&launch, c.grid, c.threads, c.schedule), 0)
       << "threads deadlocked at a rendezvous (a divergent shuffle or __syncthreads), a partial shuffle mask "
          "or a misaligned vector store";
 
@@ -251,7 +254,8 @@ void check(const EmulatedKernels& emulated, size_t i, const Case& c, std::mt1993
 
 // Every example in every dtype and layout: a grid of two small blocks, so the
 // grid-stride loops turn; rows of 81 (more than a warp's 32 lanes), weights
-// and a mean's scale, aligned and not; a single row of 5.
+// and a mean's scale, aligned and not, threads in order and shuffled; a
+// single row of 5.
 TEST(CudaEmulated, ExamplesInEveryDtypeAndLayout) {
   const std::vector<Loss> examples = example_losses();
   ASSERT_GE(examples.size(), 9u);
@@ -272,6 +276,7 @@ TEST(CudaEmulated, ExamplesInEveryDtypeAndLayout) {
           c.aligned = aligned;
           c.weighted = !aligned;
           c.scale = aligned ? 1.0 : 1.0 / 17.5;
+          c.schedule = aligned ? 0 : 1 + i;  // thread order, then a shuffled one
           check(emulated, i, c, rng);
         }
       }
@@ -297,6 +302,7 @@ TEST(CudaEmulated, FullBlocksWideAndNarrowRows) {
         c.rows = layout == CudaLayout::Rows ? 5000 : 41;
         c.width = 81;
         c.weighted = true;
+        c.schedule = 101 + i;
         check(emulated, i, c, rng);
       }
       if (c_codegen::has_columns(emulated.kernel(i).loss))
@@ -328,6 +334,7 @@ TEST(CudaEmulated, RandomCandidatesMatchTheInterpreter) {
       c.dtype = dtype;
       c.layout = layouts_of(emulated.kernel(i).loss).front();
       c.aligned = i % 3 != 0;
+      c.schedule = i % 2 ? 0 : 1001 + i;
       check(emulated, i, c, rng);
     }
 }

@@ -10,7 +10,7 @@
 // with the host compiler and calls launch(). Blocks run one after another;
 // the threads of a block are fibers (ucontext) on one host thread, switched
 // at every __syncthreads and warp shuffle, so a warp's lanes exchange values
-// in lockstep as on the GPU, deterministically. A rendezvous that not every
+// in lockstep as on the GPU, deterministically for a given scheduling seed. A rendezvous that not every
 // thread reaches (a shuffle or __syncthreads under divergent control flow:
 // undefined on a GPU) leaves nothing runnable: the launch reports it instead
 // of hanging.
@@ -23,6 +23,7 @@
 #include <cmath>
 #include <cstring>
 #include <memory>
+#include <utility>
 #include <stdexcept>
 #include <vector>
 
@@ -103,9 +104,13 @@ struct Entry {
 };
 
 // Runs kernel<<<grid, threads>>>(args); 0 on success, 1 when the threads of
-// a block deadlocked at a rendezvous or block.misuse was set.
+// a block deadlocked at a rendezvous or block.misuse was set. A thread runs
+// until its next rendezvous; `seed` picks the order in which runnable threads
+// take their turns (0: thread order), so that a shared-memory race between
+// two rendezvous -- a read of what another warp has not yet written -- shows
+// under some order.
 template <class Args>
-int launch(void (*kernel)(Args), const Args& args, unsigned grid, unsigned threads) {
+int launch(void (*kernel)(Args), const Args& args, unsigned grid, unsigned threads, unsigned long long seed = 0) {
   constexpr size_t kStackBytes = 256 * 1024;
   if (threads == 0 || threads % 32 != 0)
     throw std::invalid_argument("emulated launch: threads must be a multiple of 32");
@@ -130,12 +135,18 @@ int launch(void (*kernel)(Args), const Args& args, unsigned grid, unsigned threa
       makecontext(&fiber->context, &Entry<Args>::run, 0);
       block.fibers.push_back(std::move(fiber));
     }
-    // Round robin until every thread is done, or none can run.
+    // Turns until every thread is done, or none can run.
+    std::vector<Fiber*> order;
+    for (const auto& fiber : block.fibers) order.push_back(fiber.get());
     for (bool progress = true; progress;) {
       progress = false;
-      for (const auto& fiber : block.fibers)
+      for (size_t i = order.size(); seed && i > 1; --i) {  // Fisher-Yates with xorshift64
+        seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
+        std::swap(order[i - 1], order[seed % i]);
+      }
+      for (Fiber* fiber : order)
         if (!fiber->done && !fiber->waiting) {
-          block.current = fiber.get();
+          block.current = fiber;
           swapcontext(&block.scheduler, &fiber->context);
           progress = true;
         }
