@@ -44,9 +44,11 @@ call again. GB/s counts each input read once, each gradient and the per-row loss
 Without --backend every back end of this build runs, cuda only where there is a device.
 )";
 
-std::string format_number(double value, int digits = 3) {
+// Three significant digits, whole numbers from 1000 on (no exponents).
+std::string format_number(double value) {
   char text[32];
-  std::snprintf(text, sizeof text, "%.*g", digits, value);
+  if (value >= 1000) std::snprintf(text, sizeof text, "%.0f", value);
+  else std::snprintf(text, sizeof text, "%.3g", value);
   return text;
 }
 
