@@ -1,7 +1,7 @@
 // The whole CUDA kernels (compiler/codegen_cuda.hpp) on the host: the
 // generated CUDA source, compiled by the system C++ compiler with the dialect
-// of cuda_host_emulation.hpp and launched on host threads, against the
-// interpreter. The row code alone is checked by cpp_codegen_test.cpp; this
+// of cuda_host_emulation.hpp and launched on its emulated threads, against
+// the interpreter. The row code alone is checked by cpp_codegen_test.cpp; this
 // reaches what surrounds it in a kernel before any GPU runs it: the
 // grid-stride loops of the rows, warp and block layouts, the shuffle and
 // shared-memory reductions, four rows per thread with quad accesses and a
@@ -11,7 +11,6 @@
 // does not show here points at the device rather than the generated code.
 #include <gtest/gtest.h>
 
-#include <array>
 #include <cstring>
 #include <iostream>
 #include <memory>
