@@ -13,6 +13,7 @@
 
 #include <cstring>
 #include <iostream>
+#include <iterator>
 #include <memory>
 
 #include "compiler/codegen_c.hpp"
