@@ -295,6 +295,7 @@ class KernelBuilder {
       throw std::invalid_argument("codegen: the body of loss '" + loss_.name + "' is not real");
     if (kernel_.has_gradients()) check_gradient_shapes(loss_, kernel_.gradients);
     roots_ = kernel_.roots();
+    for (const Expr& r : roots_) root_set_.insert(r.get());
     order_ = topological_order(roots_);
     for (const Node* n : order_) {
       NodePlan& p = plan_[n];
@@ -326,10 +327,8 @@ class KernelBuilder {
       if (n->op() == Op::Softmax) softmax_of_[n->arg(0).get()] = n;
     }
     // log_softmax(x) read only by dots: the dots fold it in (rowwise).
-    std::unordered_set<const Node*> roots;
-    for (const Expr& r : roots_) roots.insert(r.get());
     for (const Node* n : order_) {
-      if (n->op() != Op::LogSoftmax || roots.count(n)) continue;
+      if (n->op() != Op::LogSoftmax || is_root(n)) continue;
       const std::vector<const Node*>& users = plan_.at(n).users;
       const auto folds = [n](const Node* u) {  // dot(a, n) with a != n (dot(n, n) needs the row)
         return u->op() == Op::Dot && (u->arg(0).get() == n) != (u->arg(1).get() == n);
@@ -960,7 +959,7 @@ class KernelBuilder {
         llvm::Value* m = e.max;
         llvm::Value* log_total = log(e.total);
         if (dot_only_.count(n)) {  // its dots take m and ln Σ instead of the row
-          log_softmax_parts_[n] = {m, log_total};
+          log_softmax_parts_[n] = LogSoftmaxParts{m, log_total};
           return;
         }
         loop(index(0), width, {},
@@ -986,7 +985,7 @@ class KernelBuilder {
           const Node* log_softmax = dot_only_.count(x) ? x : y;
           const Node* a = log_softmax == x ? y : x;
           const Node* z = log_softmax->arg(0).get();
-          const RowExps parts = log_softmax_parts_.at(log_softmax);  // m, ln Σ e^(z - m)
+          const LogSoftmaxParts parts = log_softmax_parts_.at(log_softmax);
           llvm::Value* m = b_.CreateVectorSplat(8, parts.max);
           const std::vector<llvm::Value*> sums = lane_reduce(
               width, std::vector<llvm::Value*>{zero_lanes(), zero_lanes()},
@@ -996,11 +995,11 @@ class KernelBuilder {
                                                  weights};
               },
               lane_add(), "dot_log_softmax");
-          llvm::Value* folded = b_.CreateFSub(sums[0], b_.CreateFMul(parts.total, sums[1]));
+          llvm::Value* folded = b_.CreateFSub(sums[0], b_.CreateFMul(parts.log_total, sums[1]));
           // With an infinite or NaN term (a -inf logit, an infinite weight) the
           // two forms differ (inf - inf): such rows take the terms one by one,
           // a (z - m - ln Σ), as the interpreter does.
-          llvm::Value* log_total = b_.CreateVectorSplat(8, parts.total);
+          llvm::Value* log_total = b_.CreateVectorSplat(8, parts.log_total);
           scalar_[n] = unless_finite(folded, [&] {
             return lane_reduce(
                 width, zero_lanes(),
@@ -1256,7 +1255,6 @@ class KernelBuilder {
       }
     for (const Node* n : order_)
       if (plan_.at(n).uniform) emit_uniform(n, param_values);
-    for (const Expr& r : roots_) root_set_.insert(r.get());
 
     const LoopBody row_body = [&](llvm::Value* row, const std::vector<llvm::Value*>&) {
       row_index_ = row;
@@ -1485,8 +1483,12 @@ class KernelBuilder {
   std::set<size_t> exponent_params_;  // params below a uniform pow exponent
   std::unordered_map<const Node*, const Node*> softmax_of_;  // row x -> softmax(x)
   std::unordered_map<const Node*, RowExps> row_exps_;      // of the current row
-  std::unordered_set<const Node*> dot_only_;                // log_softmax nodes read by dots alone
-  std::unordered_map<const Node*, RowExps> log_softmax_parts_;  // dot_only_ node -> m, ln Σ (current row)
+  std::unordered_set<const Node*> dot_only_;  // log_softmax nodes read by dots alone
+  struct LogSoftmaxParts {
+    llvm::Value* max;
+    llvm::Value* log_total;  // ln Σ e^(x - max)
+  };
+  std::unordered_map<const Node*, LogSoftmaxParts> log_softmax_parts_;  // of dot_only_ nodes, current row
 };
 
 // ---- module, optimisation, emission ------------------------------------------
