@@ -34,9 +34,9 @@ struct BenchArgs {
   bool json = false;
 };
 
-constexpr const char* kFooter = R"(Inputs are random and the same for every back end: pred values uniform in [-4, 4], the
-other real inputs in [0, 1], the other real[C] inputs one-hot rows, boxes of 1 to 50 units with
-the later box inputs near the first. Every real[C] input is --width wide unless its type fixes
+constexpr const char* kFooter = R"(Inputs are random and the same for every back end: pred values uniform in [-4, 4],
+the other real inputs in [0, 1], the other real[C] inputs one-hot rows, boxes of 1 to 50 units
+with the later box inputs near the first. Every real[C] input is --width wide unless its type fixes
 the width. Times are medians of repeated calls after a warm-up; the CUDA time is the device
 time of one launch on arrays already on the GPU. "compile" is text to callable the first time
 in this process (a disk cache hit when an earlier run compiled the loss), "cache hit" the same
@@ -150,6 +150,9 @@ int bench(const BenchArgs& args, const Loss& loss, CudaDType dtype) {
   std::optional<double> interp_seconds;
   for (const Measurement& m : results)
     if (m.backend == Backend::Interp) interp_seconds = m.timing.seconds_per_call;
+  const auto ns_per_row = [&](const Measurement& m) { return m.timing.seconds_per_call * 1e9 / double(batch.rows); };
+  const auto gb_per_s = [&](const Measurement& m) { return batch.bytes / m.timing.seconds_per_call / 1e9; };
+  const auto vs_interp = [&](const Measurement& m) { return *interp_seconds / m.timing.seconds_per_call; };
 
   const std::string shape = std::to_string(batch.rows) + " rows" +
                             (batch.max_width > 1 ? " x C=" + std::to_string(batch.max_width) : std::string());
@@ -162,19 +165,21 @@ int bench(const BenchArgs& args, const Loss& loss, CudaDType dtype) {
     out["gradients"] = options.gradients;
     out["results"] = nlohmann::json::array();
     for (const Measurement& m : results) {
+      const bool compiled = m.backend != Backend::Interp;
       nlohmann::json r;
       r["backend"] = backend_name(m.backend);
       r["threads"] = m.threads ? nlohmann::json(m.threads) : nlohmann::json();
-      r["compile_ms"] = m.backend == Backend::Interp ? nlohmann::json() : nlohmann::json(m.timing.compile_seconds * 1e3);
-      r["cache_hit_ms"] = m.backend == Backend::Interp ? nlohmann::json() : nlohmann::json(m.timing.cached_seconds * 1e3);
+      r["compile_ms"] = compiled ? nlohmann::json(m.timing.compile_seconds * 1e3) : nlohmann::json();
+      r["cache_hit_ms"] = compiled ? nlohmann::json(m.timing.cached_seconds * 1e3) : nlohmann::json();
       r["ms_per_call"] = m.timing.seconds_per_call * 1e3;
-      r["ns_per_row"] = m.timing.seconds_per_call * 1e9 / double(std::max<size_t>(batch.rows, 1));
-      r["gb_per_s"] = batch.bytes / m.timing.seconds_per_call / 1e9;
-      r["vs_interp"] = interp_seconds ? nlohmann::json(*interp_seconds / m.timing.seconds_per_call) : nlohmann::json();
+      r["ns_per_row"] = ns_per_row(m);
+      r["gb_per_s"] = gb_per_s(m);
+      r["vs_interp"] = interp_seconds ? nlohmann::json(vs_interp(m)) : nlohmann::json();
       out["results"].push_back(r);
     }
     out["skipped"] = nlohmann::json::array();
-    for (const auto& [backend, reason] : skipped) out["skipped"].push_back({{"backend", backend_name(backend)}, {"reason", reason}});
+    for (const auto& [backend, reason] : skipped)
+      out["skipped"].push_back({{"backend", backend_name(backend)}, {"reason", reason}});
     std::cout << out.dump(2) << "\n";
     return exit_code::kOk;
   }
@@ -186,13 +191,12 @@ int bench(const BenchArgs& args, const Loss& loss, CudaDType dtype) {
     rows.push_back({std::string(backend_name(m.backend)), m.threads ? std::to_string(m.threads) : "-",
                     compiled ? format_number(m.timing.compile_seconds * 1e3) : "-",
                     compiled ? format_number(m.timing.cached_seconds * 1e3) : "-",
-                    format_number(m.timing.seconds_per_call * 1e3),
-                    format_number(m.timing.seconds_per_call * 1e9 / double(std::max<size_t>(batch.rows, 1))),
-                    format_number(batch.bytes / m.timing.seconds_per_call / 1e9),
-                    interp_seconds ? format_number(*interp_seconds / m.timing.seconds_per_call) + "x" : "-"});
+                    format_number(m.timing.seconds_per_call * 1e3), format_number(ns_per_row(m)),
+                    format_number(gb_per_s(m)), interp_seconds ? format_number(vs_interp(m)) + "x" : "-"});
   }
-  std::cout << render_table({"backend", "threads", "compile ms", "cache hit ms", "ms/call", "ns/row", "GB/s", "vs interp"},
-                            rows);
+  const TableRow header = {"backend", "threads", "compile ms", "cache hit ms",
+                           "ms/call", "ns/row",  "GB/s",       "vs interp"};
+  std::cout << render_table(header, rows);
   for (const auto& [backend, reason] : skipped) std::cout << backend_name(backend) << ": skipped (" << reason << ")\n";
   return exit_code::kOk;
 }
