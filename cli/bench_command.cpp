@@ -9,14 +9,13 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
-#include <random>
 #include <thread>
 
 #include "cli/backend.hpp"
 #include "cli/command.hpp"
 #include "cli/loss_source.hpp"
 #include "cli/table.hpp"
-#include "runtime/input_check.hpp"
+#include "runtime/benchmark_inputs.hpp"
 
 namespace lossforge::cli {
 namespace {
@@ -52,41 +51,6 @@ std::string format_number(double value) {
   return text;
 }
 
-// Random inputs of the loss, as the footer describes them.
-template <class T>
-std::vector<Array<T>> random_inputs(const Loss& loss, size_t rows, size_t width, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<double> logit(-4, 4), unit(0, 1);
-  std::vector<Array<T>> inputs;
-  const Array<T>* first_box = nullptr;
-  for (const LossInput& in : loss.inputs) {
-    const size_t w = in.type.is_real() ? 1 : in.type.is_box() ? 4 : numeric_width(in.type.width()).value_or(width);
-    Array<T> a(rows, w);
-    for (size_t r = 0; r < rows; ++r) {
-      T* row = a.row(r);
-      if (in.type.is_box()) {
-        double x = unit(rng) * 100, y = unit(rng) * 100, bw = 1 + unit(rng) * 49, bh = 1 + unit(rng) * 49;
-        if (first_box) {  // near the first box input: overlapping pairs, as in training
-          const T* near = first_box->row(r);
-          x = near[0] + unit(rng) * 5, y = near[1] + unit(rng) * 5;
-          bw = std::max(1.0, double(near[2] - near[0]) + unit(rng) * 5 - 2.5);
-          bh = std::max(1.0, double(near[3] - near[1]) + unit(rng) * 5 - 2.5);
-        }
-        row[0] = T(x), row[1] = T(y), row[2] = T(x + bw), row[3] = T(y + bh);
-      } else if (in.pred) {
-        for (size_t c = 0; c < w; ++c) row[c] = T(logit(rng));
-      } else if (in.type.is_vec()) {
-        row[std::uniform_int_distribution<size_t>(0, w - 1)(rng)] = T(1);
-      } else {
-        row[0] = T(unit(rng));
-      }
-    }
-    inputs.push_back(std::move(a));
-    if (in.type.is_box() && !first_box) first_box = &inputs.back();
-  }
-  return inputs;
-}
-
 struct Measurement {
   Backend backend;
   int threads;  // 0: not a thread count (interp, cuda)
@@ -101,7 +65,7 @@ struct Batch {
 
 template <class T>
 int bench(const BenchArgs& args, const Loss& loss, CudaDType dtype) {
-  const std::vector<Array<T>> inputs = random_inputs<T>(loss, args.rows, args.width, args.seed);
+  const std::vector<Array<T>> inputs = benchmark_inputs<T>(loss, args.rows, args.width, args.seed);
   EvalOptions options;
   options.gradients = !args.forward_only;
   Batch batch;

@@ -3,7 +3,6 @@
 #include <cmath>
 #include <optional>
 #include <ostream>
-#include <random>
 
 #include "cli/numbers.hpp"
 #include "cli/repl/commands.hpp"
@@ -11,6 +10,7 @@
 #include "cli/table.hpp"
 #include "compiler/diagnostics.hpp"
 #include "compiler/simplify.hpp"
+#include "runtime/benchmark_inputs.hpp"
 #include "runtime/interpreter.hpp"
 #include "search/convergence.hpp"
 #if LOSSFORGE_HAVE_LLVM
@@ -67,28 +67,6 @@ void command_eval(Session& session, const Words& words) {
 
 namespace {
 
-// Random inputs like a detector's: reals in [-3, 3], rows of 8, boxes of sides 1..50.
-std::vector<Array<float>> random_inputs(const Loss& loss, size_t rows) {
-  std::mt19937_64 rng(42);
-  std::uniform_real_distribution<float> value(-3, 3), corner(0, 100), side(1, 50);
-  std::vector<Array<float>> inputs;
-  for (const LossInput& input : loss.inputs) {
-    const size_t width = input.type.is_real() ? 1 : input.type.is_box() ? 4 : 8;
-    Array<float> a(rows, width);
-    for (size_t r = 0; r < rows; ++r) {
-      float* row = a.row(r);
-      if (input.type.is_box()) {
-        row[0] = corner(rng), row[1] = corner(rng);
-        row[2] = row[0] + side(rng), row[3] = row[1] + side(rng);
-      } else {
-        for (size_t c = 0; c < width; ++c) row[c] = value(rng);
-      }
-    }
-    inputs.push_back(std::move(a));
-  }
-  return inputs;
-}
-
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
@@ -132,7 +110,7 @@ void command_time(Session& session, const Words& words) {
       throw InputError("usage: :time [LOSS] [rows=N] with N a whole number from 1 to 1e8, not " + quote_token(w));
     rows = static_cast<size_t>(*n);
   }
-  const std::vector<Array<float>> inputs = random_inputs(d.loss, rows);
+  const std::vector<Array<float>> inputs = benchmark_inputs<float>(d.loss, rows, 8, 42);
   EvalOptions options;
   options.gradients = true;
   std::ostream& out = session.out();
