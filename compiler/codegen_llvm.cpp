@@ -286,6 +286,7 @@ class KernelBuilder {
     size_t width_input = 0;   // real[C] nodes: the input whose row width is C
     std::vector<const Node*> users;
     size_t scratch = SIZE_MAX;  // real[C] non-inputs: index of its scratch row
+    size_t position = 0;        // in order_, the order of emission
   };
 
   // ---- planning ----
@@ -297,11 +298,13 @@ class KernelBuilder {
     roots_ = kernel_.roots();
     for (const Expr& r : roots_) root_set_.insert(r.get());
     order_ = topological_order(roots_);
-    for (const Node* n : order_) {
+    for (size_t position = 0; position < order_.size(); ++position) {
+      const Node* n = order_[position];
       NodePlan& p = plan_[n];
-      for (const Expr& a : n->args()) {
-        plan_[a.get()].users.push_back(n);
-        p.uniform = p.uniform && plan_[a.get()].uniform;
+      p.position = position;
+      for (size_t i = 0; i < n->args().size(); ++i) {
+        plan_[read_row(n, i)].users.push_back(n);
+        p.uniform = p.uniform && plan_[n->arg(i).get()].uniform;
       }
       if (n->op() == Op::Input) {
         const size_t index = size_t(n->index());
@@ -336,6 +339,18 @@ class KernelBuilder {
       if (std::all_of(users.begin(), users.end(), folds))
         dot_only_.insert(n);
     }
+  }
+
+  // What argument i of n reads. sum(-a) and mean(-a) reduce a's lanes
+  // negated (the same bits: negation is exact), so that the row -a is not
+  // stored for them: its column loop fuses with its other readers (the
+  // gradient of cross-entropy, -y - softmax(x) sum(-y), makes one loop over
+  // -y and not two, and stores no row of it).
+  static bool sums_negation(const Node* n) {
+    return (n->op() == Op::Sum || n->op() == Op::Mean) && n->arg(0)->op() == Op::Neg;
+  }
+  static const Node* read_row(const Node* n, size_t i) {
+    return sums_negation(n) ? n->arg(0)->arg(0).get() : n->arg(i).get();
   }
 
   // The params below a uniform node, by index.
@@ -820,8 +835,8 @@ class KernelBuilder {
 
   // Flushes the pending loops that `n` reads from.
   void flush_arguments(const Node* n) {
-    for (const Expr& a : n->args())
-      if (pending_set_.count(a.get())) flush(plan_.at(a.get()).width_input);
+    for (size_t i = 0; i < n->args().size(); ++i)
+      if (const Node* a = read_row(n, i); pending_set_.count(a)) flush(plan_.at(a).width_input);
   }
 
   // ---- row reductions, in sem::row_sum_of's lane order ----
@@ -987,14 +1002,23 @@ class KernelBuilder {
           const Node* z = log_softmax->arg(0).get();
           const LogSoftmaxParts parts = log_softmax_parts_.at(log_softmax);
           llvm::Value* m = b_.CreateVectorSplat(8, parts.max);
+          // The row sums of a (or -a) still to come share the loop too (the
+          // gradient's sum(-y)), in the same lane order.
+          std::vector<const Node*> sums_of_a;
+          for (const Node* user : plan_.at(a).users)
+            if (sums_negation(user) || user->op() == Op::Sum || user->op() == Op::Mean)
+              if (read_row(user, 0) == a && plan_.at(user).position > plan_.at(n).position) sums_of_a.push_back(user);
           const std::vector<llvm::Value*> sums = lane_reduce(
-              width, std::vector<llvm::Value*>{zero_lanes(), zero_lanes()},
+              width, std::vector<llvm::Value*>(2 + sums_of_a.size(), zero_lanes()),
               [&](llvm::Value* c, llvm::Value* mask) {
                 llvm::Value* weights = lanes_of(a, c, mask);
-                return std::vector<llvm::Value*>{b_.CreateFMul(weights, b_.CreateFSub(lanes_of(z, c, mask), m)),
-                                                 weights};
+                std::vector<llvm::Value*> terms{b_.CreateFMul(weights, b_.CreateFSub(lanes_of(z, c, mask), m)),
+                                                weights};
+                for (const Node* sum : sums_of_a) terms.push_back(sums_negation(sum) ? b_.CreateFNeg(weights) : weights);
+                return terms;
               },
               lane_add(), "dot_log_softmax");
+          for (size_t k = 0; k < sums_of_a.size(); ++k) early_sums_[sums_of_a[k]] = sums[2 + k];
           llvm::Value* folded = b_.CreateFSub(sums[0], b_.CreateFMul(parts.log_total, sums[1]));
           // With an infinite or NaN term (a -inf logit, an infinite weight) the
           // two forms differ (inf - inf): such rows take the terms one by one,
@@ -1021,9 +1045,15 @@ class KernelBuilder {
       }
       case Op::Sum:
       case Op::Mean: {
-        llvm::Value* total = lane_reduce(
-            width, zero_lanes(), [&](llvm::Value* c, llvm::Value* mask) { return lanes_of(x, c, mask); }, lane_add(),
-            "sum");
+        const Node* row = read_row(n, 0);
+        auto early = early_sums_.find(n);
+        llvm::Value* total = early != early_sums_.end() ? early->second : lane_reduce(
+            width, zero_lanes(),
+            [&](llvm::Value* c, llvm::Value* mask) {
+              llvm::Value* lanes = lanes_of(row, c, mask);
+              return sums_negation(n) ? b_.CreateFNeg(lanes) : lanes;
+            },
+            lane_add(), "sum");
         scalar_[n] = n->op() == Op::Sum ? total : b_.CreateFDiv(total, b_.CreateSIToFP(width, t_));
         return;
       }
@@ -1260,6 +1290,7 @@ class KernelBuilder {
       row_index_ = row;
       box_.clear();
       row_exps_.clear();
+      early_sums_.clear();
       log_softmax_parts_.clear();
       for (const Node* n : order_)
         if (!plan_.at(n).uniform) emit(n);
@@ -1483,6 +1514,7 @@ class KernelBuilder {
   std::set<size_t> exponent_params_;  // params below a uniform pow exponent
   std::unordered_map<const Node*, const Node*> softmax_of_;  // row x -> softmax(x)
   std::unordered_map<const Node*, RowExps> row_exps_;      // of the current row
+  std::unordered_map<const Node*, llvm::Value*> early_sums_;  // sum/mean nodes summed ahead, current row
   std::unordered_set<const Node*> dot_only_;  // log_softmax nodes read by dots alone
   struct LogSoftmaxParts {
     llvm::Value* max;
@@ -1628,7 +1660,8 @@ int64_t vector_lanes(DType dtype) {
 // 6: 512-bit vectors with AVX-512F. 7: box kernels' fast code generator.
 // 8: the kernel realigns its stack. 9: exp(-|-x|) is exp(-|x|), shared.
 // 10: dot(a, log_softmax(x)) folded into one loop without the row.
-constexpr int kCodegenRevision = 10;
+// 11: sum(-a) and mean(-a) reduce a, negated.
+constexpr int kCodegenRevision = 11;
 
 std::string compiler_version() {
   return std::string("LLVM ") + LLVM_VERSION_STRING + (host_target().libmvec ? " libmvec" : "") + " codegen " +

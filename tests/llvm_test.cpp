@@ -687,6 +687,63 @@ TEST(LlvmKernel, LogSoftmaxReadByDotsIsFoldedIntoThem) {
   check_folded_log_softmax<double>();
 }
 
+// sum(-a) and mean(-a) reduce a's lanes negated instead of a stored row -a,
+// and when a is a folded dot's weights they are summed in the dot's loop.
+// Cross-entropy's gradient, -y - softmax(x) sum(-y), so makes one column loop
+// and one sum loop (the softmax denominators) per row. The same bits as the
+// interpreter's reductions (signed zeros included) on rows of every width,
+// and the folded loss and gradients agree with it, special logits included.
+int loops_named(const std::string& ir, const std::string& name) {
+  int count = 0;
+  std::istringstream lines(ir);
+  for (std::string line; std::getline(lines, line);) {
+    size_t digits = name.size();
+    while (digits < line.size() && std::isdigit(static_cast<unsigned char>(line[digits]))) ++digits;
+    count += line.rfind(name, 0) == 0 && digits < line.size() && line[digits] == ':';
+  }
+  return count;
+}
+template <class T>
+void check_sums_of_negations() {
+  const Loss ce = example("cross_entropy.loss", "cross_entropy");
+  const std::string ir = llvm_codegen::emit_ir(gradient_kernel(ce, differentiate(ce)), DType::F32, false);
+  EXPECT_EQ(loops_named(ir, "cols"), 1) << ir;
+  EXPECT_EQ(loops_named(ir, "sum"), 1) << ir;
+
+  const Module module = load_module(SourceFile::from_text(
+      "<test>", "loss bits(pred x: real[C], y: real[C]) = sum(-x) * mean(-y) - sum(-(x * y)) + dot(-x, y)\n"
+                "loss folded(pred x: real[C], y: real[C]) = -dot(y, log_softmax(x)) + mean(-y) * sum(-x) * sum(y)\n"));
+  Rng rng(29);
+  const Loss& bits = module.losses.at(0);
+  const CompiledLoss exact = CompiledLoss::compile(bits, options_for<T>(false));
+  for (size_t width = 1; width <= 19; ++width) {
+    Batch<double> batch = two_random_rows(rng, 7, width, 3);
+    std::fill(batch[0].row(2), batch[0].row(2) + width, 0.0);   // sums of -0: +0, not -(+0)
+    std::fill(batch[1].row(3), batch[1].row(3) + width, -0.0);
+    const Batch<T> typed = as<T>(batch);
+    const std::vector<T> llvm = exact.evaluate<T>(typed, {}).loss, interp = interpret<T>(bits, typed, {}).loss;
+    for (size_t row = 0; row < llvm.size(); ++row) {
+      EXPECT_EQ(llvm[row], interp[row]) << "width " << width << " row " << row;
+      EXPECT_EQ(std::signbit(llvm[row]), std::signbit(interp[row])) << "width " << width << " row " << row;
+    }
+  }
+  const Loss& folded = module.losses.at(1);
+  const CompiledLoss compiled = CompiledLoss::compile(folded, options_for<T>(true));
+  for (size_t width = 1; width <= 19; ++width) {
+    Batch<double> batch = two_random_rows(rng, 9, width, 4);
+    Array<double>& x = batch[0];
+    x.row(1)[0] = 80;
+    x.row(2)[width - 1] = -std::numeric_limits<double>::infinity();
+    x.row(3)[0] = std::numeric_limits<double>::quiet_NaN();
+    std::fill(batch[1].row(4), batch[1].row(4) + width, 0.0);
+    EXPECT_TRUE(matches_interpreter<T>(compiled, batch, "width " + std::to_string(width)));
+  }
+}
+TEST(LlvmKernel, SumsOfANegationReadTheRowItself) {
+  check_sums_of_negations<float>();
+  check_sums_of_negations<double>();
+}
+
 // Constant integer exponents (up to 4 in size, here and in the gradient) are
 // multiplications, not pow calls, and agree with the interpreter's libm pow,
 // at zeros, infinities and NaN too.
