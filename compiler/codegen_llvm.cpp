@@ -784,7 +784,9 @@ class KernelBuilder {
     if (!n->type().is_vec()) return scalar_.at(n);
     if (local)
       if (auto it = local->find(n); it != local->end()) return it->second;
-    return b_.CreateLoad(t_, b_.CreateInBoundsGEP(t_, row_.at(n), c));
+    llvm::Value* value = b_.CreateLoad(t_, b_.CreateInBoundsGEP(t_, row_.at(n), c));
+    if (auto total = softmax_total_.find(n); total != softmax_total_.end()) return b_.CreateFDiv(value, total->second);
+    return value;
   }
   void store_column(llvm::Value* value, llvm::Value* row, llvm::Value* c) {
     b_.CreateStore(value, b_.CreateInBoundsGEP(t_, row, c));
@@ -902,7 +904,10 @@ class KernelBuilder {
   }
   llvm::Value* lanes_of(const Node* n, llvm::Value* c, llvm::Value* mask) {
     if (!n->type().is_vec()) return b_.CreateVectorSplat(8, scalar_.at(n));
-    return lanes_of(row_.at(n), c, mask);
+    llvm::Value* lanes = lanes_of(row_.at(n), c, mask);
+    if (auto total = softmax_total_.find(n); total != softmax_total_.end())
+      return b_.CreateFDiv(lanes, b_.CreateVectorSplat(8, total->second));
+    return lanes;
   }
   LaneStep lane_add() {
     return [this](llvm::Value* acc, llvm::Value* v) { return b_.CreateFAdd(acc, v); };
@@ -953,19 +958,13 @@ class KernelBuilder {
     const Node* x = n->arg(0).get();
     llvm::Value* width = width_of(x);
     switch (n->op()) {
-      case Op::Softmax: {
-        // e^(x - m) / Σ e^(x - m): row_exps puts the exponentials in y (the
-        // row of softmax(x)), now or when log_softmax(x) came first.
-        llvm::Value* y = row_.at(n);
-        llvm::Value* total = row_exps(x, width, y).total;
-        loop(index(0), width, {},
-             [&](llvm::Value* c, const std::vector<llvm::Value*>&) {
-               store_column(b_.CreateFDiv(column(n, c), total), y, c);
-               return std::vector<llvm::Value*>{};
-             },
-             "softmax", Vectorise::Columns);
+      case Op::Softmax:
+        // e^(x - m) / Σ e^(x - m): row_exps puts the exponentials in the row
+        // of softmax(x), now or when log_softmax(x) came first, and every
+        // reader divides as it reads (column, lanes_of): no loop of its own
+        // that stores the quotients (the same bits, one pass fewer).
+        softmax_total_[n] = row_exps(x, width, row_.at(n)).total;
         return;
-      }
       case Op::LogSoftmax: {
         // x - m - ln Σ e^(x - m); the exponentials go through y first when
         // no softmax(x) takes them.
@@ -1291,6 +1290,7 @@ class KernelBuilder {
       box_.clear();
       row_exps_.clear();
       early_sums_.clear();
+      softmax_total_.clear();
       log_softmax_parts_.clear();
       for (const Node* n : order_)
         if (!plan_.at(n).uniform) emit(n);
@@ -1515,6 +1515,7 @@ class KernelBuilder {
   std::unordered_map<const Node*, const Node*> softmax_of_;  // row x -> softmax(x)
   std::unordered_map<const Node*, RowExps> row_exps_;      // of the current row
   std::unordered_map<const Node*, llvm::Value*> early_sums_;  // sum/mean nodes summed ahead, current row
+  std::unordered_map<const Node*, llvm::Value*> softmax_total_;  // softmax(x) -> Σ e^(x - m), current row
   std::unordered_set<const Node*> dot_only_;  // log_softmax nodes read by dots alone
   struct LogSoftmaxParts {
     llvm::Value* max;
@@ -1660,7 +1661,7 @@ int64_t vector_lanes(DType dtype) {
 // 6: 512-bit vectors with AVX-512F. 7: box kernels' fast code generator.
 // 8: the kernel realigns its stack. 9: exp(-|-x|) is exp(-|x|), shared.
 // 10: dot(a, log_softmax(x)) folded into one loop without the row.
-// 11: sum(-a) and mean(-a) reduce a, negated.
+// 11: sum(-a) and mean(-a) reduce a, negated; softmax divides where read.
 constexpr int kCodegenRevision = 11;
 
 std::string compiler_version() {
