@@ -12,7 +12,11 @@
 //       nodes are not computed one loop each: consecutive ones (in topological
 //       order) of the same width are fused into one column loop, which stores
 //       only the values something outside the loop reads. Row-wise ops
-//       (softmax, logsumexp, dot, ...) are their own loops.
+//       (logsumexp, dot, sum, ...) are their own loops, with three
+//       exceptions that save passes over the row: softmax(x) keeps e^(x - m)
+//       in its row and its readers divide; dot(a, log_softmax(x)) sums in
+//       the loop of Σ e^(x - m) when a is ready (rowwise, Op::Dot); and
+//       sum(-a) reads a, summed with a folded dot of a when there is one.
 //   Vectors are one register wide (vector_lanes: 16 floats with AVX-512, 8
 //   with AVX2). Losses over real[C] vectorise inside the column loops; the
 //   others across rows, with no scalar remainder loop (one copy of the body
@@ -943,7 +947,9 @@ class KernelBuilder {
     llvm::Value* m = row_max(x, width);
     return row_exps_[x] = RowExps{m, shifted_exps(x, m, out, width)};
   }
-  // out[i] = exp(x[i] - m); returns Σ out[i].
+  // out[i] = exp(x[i] - m); returns Σ out[i]. The sums of the dots folded
+  // with log_softmax(x) whose weights are ready share the loop of Σ out[i]
+  // (they need m alone): cross-entropy makes one loop over its row fewer.
   llvm::Value* shifted_exps(const Node* x, llvm::Value* m, llvm::Value* out, llvm::Value* width) {
     loop(index(0), width, {},
          [&](llvm::Value* c, const std::vector<llvm::Value*>&) {
@@ -951,7 +957,63 @@ class KernelBuilder {
            return std::vector<llvm::Value*>{};
          },
          "exp", Vectorise::Columns);
-    return row_sum(out, width);
+    std::vector<FoldedDot> riders;
+    for (const Node* log_softmax : order_)  // not dot_only_'s order: the same code every time
+      if (dot_only_.count(log_softmax) && log_softmax->arg(0).get() == x)
+        for (const Node* dot : plan_.at(log_softmax).users) {
+          const FoldedDot f = folded_dot(dot);
+          if (plan_.at(f.a).position > current_position_) continue;  // its weights come later
+          if (pending_set_.count(f.a)) flush(plan_.at(f.a).width_input);
+          riders.push_back(f);
+        }
+    llvm::Value* shift = b_.CreateVectorSplat(8, m);
+    size_t count = 1;
+    for (const FoldedDot& f : riders) count += f.sum_count();
+    const std::vector<llvm::Value*> sums = lane_reduce(
+        width, std::vector<llvm::Value*>(count, zero_lanes()),
+        [&](llvm::Value* c, llvm::Value* mask) {
+          std::vector<llvm::Value*> terms{lanes_of(out, c, mask)};
+          for (const FoldedDot& f : riders) {
+            const std::vector<llvm::Value*> more = fold_terms(f, shift, c, mask);
+            terms.insert(terms.end(), more.begin(), more.end());
+          }
+          return terms;
+        },
+        lane_add(), "sum");
+    size_t at = 1;
+    for (const FoldedDot& f : riders) {
+      folded_sums_[f.dot] = std::vector<llvm::Value*>(sums.begin() + ptrdiff_t(at),
+                                                      sums.begin() + ptrdiff_t(at + f.sum_count()));
+      at += f.sum_count();
+    }
+    return sums[0];
+  }
+
+  // dot(a, log_softmax(z)) folded (rowwise, Op::Dot): its weights, z, and the
+  // row sums of a (or -a) still to come, which share its loop (the
+  // gradient's sum(-y)), in the same lane order.
+  struct FoldedDot {
+    const Node* dot;
+    const Node* a;
+    const Node* z;
+    std::vector<const Node*> sums_of_a;
+    size_t sum_count() const { return 2 + sums_of_a.size(); }
+  };
+  FoldedDot folded_dot(const Node* dot) const {
+    const Node* log_softmax = dot_only_.count(dot->arg(0).get()) ? dot->arg(0).get() : dot->arg(1).get();
+    const Node* a = log_softmax == dot->arg(0).get() ? dot->arg(1).get() : dot->arg(0).get();
+    FoldedDot f{dot, a, log_softmax->arg(0).get(), {}};
+    for (const Node* user : plan_.at(a).users)
+      if (sums_negation(user) || user->op() == Op::Sum || user->op() == Op::Mean)
+        if (read_row(user, 0) == a && plan_.at(user).position > plan_.at(dot).position) f.sums_of_a.push_back(user);
+    return f;
+  }
+  // Its terms at columns c..c+7: a (z - m), a, then ±a for each sum of a.
+  std::vector<llvm::Value*> fold_terms(const FoldedDot& f, llvm::Value* m, llvm::Value* c, llvm::Value* mask) {
+    llvm::Value* weights = lanes_of(f.a, c, mask);
+    std::vector<llvm::Value*> terms{b_.CreateFMul(weights, b_.CreateFSub(lanes_of(f.z, c, mask), m)), weights};
+    for (const Node* sum : f.sums_of_a) terms.push_back(sums_negation(sum) ? b_.CreateFNeg(weights) : weights);
+    return terms;
   }
   void rowwise(const Node* n) {
     flush_arguments(n);
@@ -1001,23 +1063,16 @@ class KernelBuilder {
           const Node* z = log_softmax->arg(0).get();
           const LogSoftmaxParts parts = log_softmax_parts_.at(log_softmax);
           llvm::Value* m = b_.CreateVectorSplat(8, parts.max);
-          // The row sums of a (or -a) still to come share the loop too (the
-          // gradient's sum(-y)), in the same lane order.
-          std::vector<const Node*> sums_of_a;
-          for (const Node* user : plan_.at(a).users)
-            if (sums_negation(user) || user->op() == Op::Sum || user->op() == Op::Mean)
-              if (read_row(user, 0) == a && plan_.at(user).position > plan_.at(n).position) sums_of_a.push_back(user);
-          const std::vector<llvm::Value*> sums = lane_reduce(
-              width, std::vector<llvm::Value*>(2 + sums_of_a.size(), zero_lanes()),
-              [&](llvm::Value* c, llvm::Value* mask) {
-                llvm::Value* weights = lanes_of(a, c, mask);
-                std::vector<llvm::Value*> terms{b_.CreateFMul(weights, b_.CreateFSub(lanes_of(z, c, mask), m)),
-                                                weights};
-                for (const Node* sum : sums_of_a) terms.push_back(sums_negation(sum) ? b_.CreateFNeg(weights) : weights);
-                return terms;
-              },
-              lane_add(), "dot_log_softmax");
-          for (size_t k = 0; k < sums_of_a.size(); ++k) early_sums_[sums_of_a[k]] = sums[2 + k];
+          const FoldedDot f = folded_dot(n);
+          auto done = folded_sums_.find(n);  // summed with the exponentials (shifted_exps)
+          const std::vector<llvm::Value*> sums =
+              done != folded_sums_.end()
+                  ? done->second
+                  : lane_reduce(
+                        width, std::vector<llvm::Value*>(f.sum_count(), zero_lanes()),
+                        [&](llvm::Value* c, llvm::Value* mask) { return fold_terms(f, m, c, mask); }, lane_add(),
+                        "dot_log_softmax");
+          for (size_t k = 0; k < f.sums_of_a.size(); ++k) early_sums_[f.sums_of_a[k]] = sums[2 + k];
           llvm::Value* folded = b_.CreateFSub(sums[0], b_.CreateFMul(parts.log_total, sums[1]));
           // With an infinite or NaN term (a -inf logit, an infinite weight) the
           // two forms differ (inf - inf): such rows take the terms one by one,
@@ -1133,6 +1188,7 @@ class KernelBuilder {
 
   void emit(const Node* n) {
     const NodePlan& p = plan_.at(n);
+    current_position_ = p.position;
     switch (n->info().kind) {
       case OpKind::Leaf:
         if (n->op() == Op::Input) {
@@ -1290,6 +1346,7 @@ class KernelBuilder {
       box_.clear();
       row_exps_.clear();
       early_sums_.clear();
+      folded_sums_.clear();
       softmax_total_.clear();
       log_softmax_parts_.clear();
       for (const Node* n : order_)
@@ -1515,6 +1572,8 @@ class KernelBuilder {
   std::unordered_map<const Node*, const Node*> softmax_of_;  // row x -> softmax(x)
   std::unordered_map<const Node*, RowExps> row_exps_;      // of the current row
   std::unordered_map<const Node*, llvm::Value*> early_sums_;  // sum/mean nodes summed ahead, current row
+  std::unordered_map<const Node*, std::vector<llvm::Value*>> folded_sums_;  // folded dots summed ahead, current row
+  size_t current_position_ = 0;  // in order_, of the node being emitted
   std::unordered_map<const Node*, llvm::Value*> softmax_total_;  // softmax(x) -> Σ e^(x - m), current row
   std::unordered_set<const Node*> dot_only_;  // log_softmax nodes read by dots alone
   struct LogSoftmaxParts {
@@ -1661,7 +1720,8 @@ int64_t vector_lanes(DType dtype) {
 // 6: 512-bit vectors with AVX-512F. 7: box kernels' fast code generator.
 // 8: the kernel realigns its stack. 9: exp(-|-x|) is exp(-|x|), shared.
 // 10: dot(a, log_softmax(x)) folded into one loop without the row.
-// 11: sum(-a) and mean(-a) reduce a, negated; softmax divides where read.
+// 11: sum(-a) and mean(-a) reduce a, negated; softmax divides where read;
+//     folded dots sum in the loop of their row's exponentials.
 constexpr int kCodegenRevision = 11;
 
 std::string compiler_version() {
