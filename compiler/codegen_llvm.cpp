@@ -19,9 +19,10 @@
 //       sum(-a) reads a, summed with a folded dot of a when there is one.
 //   Vectors are one register wide (vector_lanes: 16 floats with AVX-512, 8
 //   with AVX2). Losses over real[C] vectorise inside the column loops; the
-//   others across rows, with no scalar remainder loop (one copy of the body
-//   to compile, every row computed by the same vector code):
-//     * rows of reals (focal, ...): the last partial vector runs masked;
+//   others across rows:
+//     * rows of reals (focal, ...): with AVX-512 the last partial vector
+//       runs masked; without it (AVX2, whose masked stores are slow) the
+//       vector loop leaves the last rows to a scalar remainder loop;
 //     * rows with boxes (GIoU, ...): blocks of one vector (16 rows, 8 in
 //       double, with AVX-512), the last block moved back to end at `end`,
 //       a range shorter than a block run on a padded copy (row_blocks,
@@ -231,10 +232,10 @@ const HostTarget& host_target() {
 }
 
 // How the rows of a loss vectorise: inside its column loops when it has
-// real[C] inputs, else across rows. Rows of reals (element-wise losses) mask
-// their last partial vector; rows with boxes run in blocks, because their
-// 4-strided loads are 4x as slow masked (and blocks compile in 1.5x the time
-// of a masked loop for element-wise losses).
+// real[C] inputs, else across rows. Rows of reals (element-wise losses) run
+// in one vector loop (its tail: see Vectorise::Elements); rows with boxes run
+// in blocks, because their 4-strided loads are 4x as slow masked (and blocks
+// compile in 1.3-1.5x the time of one loop for element-wise losses).
 enum class Rows { Columns, Elements, Blocks };
 Rows rows_layout(const Loss& loss) {
   bool vec = false, box = false;
@@ -700,7 +701,7 @@ class KernelBuilder {
   // for (i = start; i < count; ++i) body, with loop-carried values; returns
   // their values after the loop (the initial ones when it runs zero times).
   using LoopBody = std::function<std::vector<llvm::Value*>(llvm::Value* i, const std::vector<llvm::Value*>& carried)>;
-  enum class Vectorise { Default, Columns, MaskedTail, Block, Never };
+  enum class Vectorise { Default, Columns, Elements, Block, Never };
   std::vector<llvm::Value*> loop(llvm::Value* start, llvm::Value* count, const std::vector<llvm::Value*>& initial,
                                  const LoopBody& body, const char* name, Vectorise hint = Vectorise::Default) {
     llvm::Function* f = b_.GetInsertBlock()->getParent();
@@ -748,7 +749,14 @@ class KernelBuilder {
   //   body at C = 81. One vector per iteration leaves at most 15 (7 in f64)
   //   with AVX-512, 7 with AVX2. (Predicating the remainder instead was no
   //   faster, bench/README.md.)
-  // MaskedTail: rows of reals, the last partial vector masked.
+  // Elements: rows of reals. With AVX-512 the last partial vector runs
+  //   masked (every iteration is predicated; AVX-512's masks cost nothing),
+  //   without it in a scalar remainder loop: AVX2's masked stores
+  //   (vmaskmovps) are microcoded on AMD's Zen, and masking every iteration
+  //   ran focal 1.9x and CSE-Autoloss-B cls 1.4-1.8x slower on Zen 3
+  //   (bench/README.md, session 11). Either way a row's bits do not depend
+  //   on the thread count: threads take chunks of whole 256-row blocks
+  //   (runtime/llvm_engine.cpp), so the remainder is the same rows.
   // Block: the rows of one block, exactly one vector.
   // Never: copies of a few rows.
   llvm::MDNode* loop_hints(Vectorise hint) {
@@ -758,9 +766,13 @@ class KernelBuilder {
       case Vectorise::Columns:
         return loop_hints({loop_hint("llvm.loop.vectorize.width", b_.getInt32(vector)),
                            loop_hint("llvm.loop.interleave.count", b_.getInt32(1))});
-      case Vectorise::MaskedTail:
+      case Vectorise::Elements:
+        if (host_target().vector_bits == 512)
+          return loop_hints({loop_hint("llvm.loop.vectorize.enable", b_.getTrue()),
+                             loop_hint("llvm.loop.vectorize.predicate.enable", b_.getTrue())});
         return loop_hints({loop_hint("llvm.loop.vectorize.enable", b_.getTrue()),
-                           loop_hint("llvm.loop.vectorize.predicate.enable", b_.getTrue())});
+                           loop_hint("llvm.loop.vectorize.width", b_.getInt32(vector)),
+                           loop_hint("llvm.loop.interleave.count", b_.getInt32(1))});
       case Vectorise::Block:
         return loop_hints({loop_hint("llvm.loop.vectorize.enable", b_.getTrue()),
                            loop_hint("llvm.loop.vectorize.width", b_.getInt32(vector)),
@@ -1380,7 +1392,7 @@ class KernelBuilder {
     auto all_rows = [&] {
       switch (rows_layout()) {
         case Rows::Columns: loop(begin, end, {}, row_body, "row"); break;
-        case Rows::Elements: loop(begin, end, {}, row_body, "row", Vectorise::MaskedTail); break;
+        case Rows::Elements: loop(begin, end, {}, row_body, "row", Vectorise::Elements); break;
         case Rows::Blocks: row_blocks(begin, end, row_body); break;
       }
     };
@@ -1721,7 +1733,8 @@ int64_t vector_lanes(DType dtype) {
 // 8: the kernel realigns its stack. 9: exp(-|-x|) is exp(-|x|), shared.
 // 10: dot(a, log_softmax(x)) folded into one loop without the row.
 // 11: sum(-a) and mean(-a) reduce a, negated; softmax divides where read;
-//     folded dots sum in the loop of their row's exponentials.
+//     folded dots sum in the loop of their row's exponentials; element-wise
+//     rows without AVX-512 leave their tail to a scalar loop.
 constexpr int kCodegenRevision = 11;
 
 std::string compiler_version() {
