@@ -937,12 +937,6 @@ class KernelBuilder {
         [this](llvm::Value* acc, llvm::Value* v) { return b_.CreateSelect(b_.CreateFCmpOGT(v, acc), v, acc); },
         "max");
   }
-  // Σ row[i] (a separate loop so the loop that fills `row` vectorises).
-  llvm::Value* row_sum(llvm::Value* row, llvm::Value* width) {
-    return lane_reduce(
-        width, zero_lanes(), [&](llvm::Value* c, llvm::Value* mask) { return lanes_of(row, c, mask); }, lane_add(),
-        "sum");
-  }
   llvm::Value* zero_lanes() { return llvm::Constant::getNullValue(llvm::FixedVectorType::get(t_, 8)); }
   // The row maximum m and Σ e^(x - m) of a row x, made once per row for all
   // of softmax(x), log_softmax(x) and logsumexp(x). The exponentials go to
@@ -1001,20 +995,20 @@ class KernelBuilder {
     return sums[0];
   }
 
-  // dot(a, log_softmax(z)) folded (rowwise, Op::Dot): its weights, z, and the
+  // dot(a, log_softmax(z)) folded (rowwise, Op::Dot): its weights and the
   // row sums of a (or -a) still to come, which share its loop (the
   // gradient's sum(-y)), in the same lane order.
   struct FoldedDot {
     const Node* dot;
+    const Node* log_softmax;
     const Node* a;
-    const Node* z;
     std::vector<const Node*> sums_of_a;
     size_t sum_count() const { return 2 + sums_of_a.size(); }
   };
   FoldedDot folded_dot(const Node* dot) const {
     const Node* log_softmax = dot_only_.count(dot->arg(0).get()) ? dot->arg(0).get() : dot->arg(1).get();
     const Node* a = log_softmax == dot->arg(0).get() ? dot->arg(1).get() : dot->arg(0).get();
-    FoldedDot f{dot, a, log_softmax->arg(0).get(), {}};
+    FoldedDot f{dot, log_softmax, a, {}};
     for (const Node* user : plan_.at(a).users)
       if (sums_negation(user) || user->op() == Op::Sum || user->op() == Op::Mean)
         if (read_row(user, 0) == a && plan_.at(user).position > plan_.at(dot).position) f.sums_of_a.push_back(user);
@@ -1023,7 +1017,8 @@ class KernelBuilder {
   // Its terms at columns c..c+7: a (z - m), a, then ±a for each sum of a.
   std::vector<llvm::Value*> fold_terms(const FoldedDot& f, llvm::Value* m, llvm::Value* c, llvm::Value* mask) {
     llvm::Value* weights = lanes_of(f.a, c, mask);
-    std::vector<llvm::Value*> terms{b_.CreateFMul(weights, b_.CreateFSub(lanes_of(f.z, c, mask), m)), weights};
+    llvm::Value* z = lanes_of(f.log_softmax->arg(0).get(), c, mask);
+    std::vector<llvm::Value*> terms{b_.CreateFMul(weights, b_.CreateFSub(z, m)), weights};
     for (const Node* sum : f.sums_of_a) terms.push_back(sums_negation(sum) ? b_.CreateFNeg(weights) : weights);
     return terms;
   }
@@ -1069,13 +1064,13 @@ class KernelBuilder {
         const Node* y = n->arg(1).get();
         if (dot_only_.count(x) || dot_only_.count(y)) {
           // dot(a, log_softmax(z)) = Σ a (z - m) - ln Σ e^(z - m) · Σ a: one
-          // loop with two sums, no log_softmax row, and the log off its path.
-          const Node* log_softmax = dot_only_.count(x) ? x : y;
-          const Node* a = log_softmax == x ? y : x;
-          const Node* z = log_softmax->arg(0).get();
-          const LogSoftmaxParts parts = log_softmax_parts_.at(log_softmax);
-          llvm::Value* m = b_.CreateVectorSplat(8, parts.max);
+          // loop with two sums (the exponentials' when a was ready for it),
+          // no log_softmax row, and the log off its path.
           const FoldedDot f = folded_dot(n);
+          const Node* a = f.a;
+          const Node* z = f.log_softmax->arg(0).get();
+          const LogSoftmaxParts parts = log_softmax_parts_.at(f.log_softmax);
+          llvm::Value* m = b_.CreateVectorSplat(8, parts.max);
           auto done = folded_sums_.find(n);  // summed with the exponentials (shifted_exps)
           const std::vector<llvm::Value*> sums =
               done != folded_sums_.end()
