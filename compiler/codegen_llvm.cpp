@@ -752,7 +752,7 @@ class KernelBuilder {
   // Elements: rows of reals. With AVX-512 the last partial vector runs
   //   masked (every iteration is predicated; AVX-512's masks cost nothing),
   //   without it in a scalar remainder loop: AVX2's masked stores
-  //   (vmaskmovps) are microcoded on AMD's Zen, and masking every iteration
+  //   (vmaskmovps) are slow on AMD's Zen cores: masking every iteration
   //   ran focal 1.9x and CSE-Autoloss-B cls 1.4-1.8x slower on Zen 3
   //   (bench/README.md, session 11). Either way a row's bits do not depend
   //   on the thread count: threads take chunks of whole 256-row blocks

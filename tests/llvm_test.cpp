@@ -14,6 +14,7 @@
 #if LOSSFORGE_HAVE_LLVM
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
