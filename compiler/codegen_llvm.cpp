@@ -1010,8 +1010,9 @@ class KernelBuilder {
     const Node* a = log_softmax == dot->arg(0).get() ? dot->arg(1).get() : dot->arg(0).get();
     FoldedDot f{dot, log_softmax, a, {}};
     for (const Node* user : plan_.at(a).users)
-      if (sums_negation(user) || user->op() == Op::Sum || user->op() == Op::Mean)
-        if (read_row(user, 0) == a && plan_.at(user).position > plan_.at(dot).position) f.sums_of_a.push_back(user);
+      if ((user->op() == Op::Sum || user->op() == Op::Mean) && read_row(user, 0) == a &&
+          plan_.at(user).position > plan_.at(dot).position)
+        f.sums_of_a.push_back(user);
     return f;
   }
   // Its terms at columns c..c+7: a (z - m), a, then ±a for each sum of a.

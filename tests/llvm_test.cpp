@@ -708,6 +708,16 @@ int loops_named(const std::string& ir, const std::string& name) {
   }
   return count;
 }
+// Random rows of logits x and labels y in [-4, 4], with a logit of 80 in
+// row 1, -inf in row 2 and NaN in row 3.
+Batch<double> rows_with_special_logits(Rng& rng, size_t rows, size_t width) {
+  Batch<double> batch = two_random_rows(rng, rows, width, 4);
+  Array<double>& x = batch[0];
+  x.row(1)[0] = 80;
+  x.row(2)[width - 1] = -std::numeric_limits<double>::infinity();
+  x.row(3)[0] = std::numeric_limits<double>::quiet_NaN();
+  return batch;
+}
 template <class T>
 void check_sums_of_negations() {
   const Loss ce = example("cross_entropy.loss", "cross_entropy");
@@ -735,11 +745,7 @@ void check_sums_of_negations() {
   const Loss& folded = module.losses.at(1);
   const CompiledLoss compiled = CompiledLoss::compile(folded, options_for<T>(true));
   for (size_t width = 1; width <= 19; ++width) {
-    Batch<double> batch = two_random_rows(rng, 9, width, 4);
-    Array<double>& x = batch[0];
-    x.row(1)[0] = 80;
-    x.row(2)[width - 1] = -std::numeric_limits<double>::infinity();
-    x.row(3)[0] = std::numeric_limits<double>::quiet_NaN();
+    Batch<double> batch = rows_with_special_logits(rng, 9, width);
     std::fill(batch[1].row(4), batch[1].row(4) + width, 0.0);
     EXPECT_TRUE(matches_interpreter<T>(compiled, batch, "width " + std::to_string(width)));
   }
@@ -764,10 +770,7 @@ void check_softmax_divides_where_read() {
   for (const Loss& loss : module.losses) {
     const CompiledLoss compiled = CompiledLoss::compile(loss, options_for<T>(true));
     for (size_t width = 1; width <= 19; ++width) {
-      Batch<double> batch = two_random_rows(rng, 7, width, 4);
-      batch[0].row(1)[0] = 80;
-      batch[0].row(2)[width - 1] = -std::numeric_limits<double>::infinity();
-      batch[0].row(3)[0] = std::numeric_limits<double>::quiet_NaN();
+      const Batch<double> batch = rows_with_special_logits(rng, 7, width);
       EXPECT_TRUE(matches_interpreter<T>(compiled, batch, loss.name + " width " + std::to_string(width)));
     }
   }
