@@ -4,6 +4,7 @@
 // speed-up over the interpreter.
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <iostream>
 #include <memory>

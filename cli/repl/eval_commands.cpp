@@ -1,6 +1,7 @@
 // :eval, :time and :check: a loss's values, speed, and convergence properties.
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <optional>
 #include <ostream>
 
