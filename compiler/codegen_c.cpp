@@ -293,11 +293,13 @@ class RowEmitter {
     if (kernel_.has_gradients()) out_ << " and the gradients of its pred inputs";
     // S, the element type of the arrays, is T or a 16-bit storage type
     // (compiler/storage_types.hpp) that converts to and from float.
-    out_ << "\ntemplate <class T, class L, class S = T>\nLF_HD inline T " << symbol_ << "_row(";
+    // P, the params' type: the launch block's doubles, or T when a kernel
+    // converts them once per thread.
+    out_ << "\ntemplate <class T, class L, class S = T, class P = double>\nLF_HD inline T " << symbol_ << "_row(";
     for (size_t i = 0; i < loss_.inputs.size(); ++i)
       out_ << "const S* __restrict__ in" << i << " /* " << loss_.inputs[i].name << ": " << loss_.inputs[i].type.str()
            << " */, ";
-    out_ << "const long long* widths, const double* params, T gscale";
+    out_ << "const long long* widths, const P* params, T gscale";
     for (size_t g = 0; g < kernel_.gradients.size(); ++g)
       out_ << ", S* __restrict__ g" << g << " /* d/d " << loss_.inputs[kernel_.gradients[g].input].name << " */";
     out_ << ")\n";
@@ -575,7 +577,7 @@ std::string row_function(const Kernel& kernel, const std::string& symbol) {
 
 std::string row_call(const Kernel& kernel, const std::string& symbol, const std::string& lanes,
                      const std::string& args, const std::string& row, const std::string& gscale,
-                     const std::string& storage) {
+                     const std::string& storage, const std::string& params) {
   const Loss& loss = kernel.loss;
   auto width = [&](size_t i) -> std::string {
     const Type& type = loss.inputs[i].type;
@@ -584,7 +586,7 @@ std::string row_call(const Kernel& kernel, const std::string& symbol, const std:
   std::string call = "lossforge::gen::" + symbol + "_row<T, lossforge::gen::" + lanes + ">(";
   for (size_t i = 0; i < loss.inputs.size(); ++i)
     call += "(const " + storage + "*)" + args + ".inputs[" + std::to_string(i) + "] + (" + row + ") * " + width(i) + ", ";
-  call += args + ".widths, " + args + ".params, " + gscale;
+  call += args + ".widths, " + (params.empty() ? args + ".params" : params) + ", " + gscale;
   for (size_t g = 0; g < kernel.gradients.size(); ++g) {
     const std::string p = args + ".grads[" + std::to_string(g) + "]";
     call += ", " + p + " ? (" + storage + "*)" + p + " + (" + row + ") * " + width(kernel.gradients[g].input) + " : (" +

@@ -84,8 +84,9 @@ std::string row_function(const Kernel& kernel, const std::string& symbol);
 // policy `lanes`, gradient scale `gscale` and T already a typedef in scope.
 // Inputs and gradient rows are addressed from the launch block's pointers as
 // arrays of `storage` (T, or a 16-bit type of compiler/storage_types.hpp).
+// The params are `params` (an array of T or double), or the launch block's.
 std::string row_call(const Kernel& kernel, const std::string& symbol, const std::string& lanes,
                      const std::string& args, const std::string& row, const std::string& gscale,
-                     const std::string& storage = "T");
+                     const std::string& storage = "T", const std::string& params = "");
 
 }  // namespace lossforge::c_codegen

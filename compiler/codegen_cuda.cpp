@@ -88,10 +88,15 @@ __device__ inline void store_quad(S* p, long long q, long long n, bool whole, fl
   if (r + 2 < n) p[r + 2] = e[2];
   if (r + 3 < n) p[r + 3] = e[3];
 }
-__device__ inline float lane(float4 v, int j) { return j == 0 ? v.x : j == 1 ? v.y : j == 2 ? v.z : v.w; }
-__device__ inline void set_lane(float4& v, int j, float x) {
-  v.x = j == 0 ? x : v.x; v.y = j == 1 ? x : v.y; v.z = j == 2 ? x : v.z; v.w = j == 3 ? x : v.w;
+// A quad's lanes go through a non-unrolled loop by rotation: the loop takes
+// lane x and moves the others down, and its results enter at w, so that after
+// four turns every lane is back in place (register moves, no selects by j).
+__device__ inline float take_lane(float4& v) {
+  const float x = v.x;
+  v = make_float4(v.y, v.z, v.w, x);
+  return x;
 }
+__device__ inline void push_lane(float4& v, float x) { v = make_float4(v.y, v.z, v.w, x); }
 // The block's share of the reduction: one atomicAdd per block.
 __device__ inline void add_total(const LossforgeLaunch& args, double total) {
   total = block_sum(total);
@@ -112,15 +117,27 @@ const char* storage_type(CudaDType dtype) {
   return "?";
 }
 
+// The params as the row function reads them: converted to T once per thread
+// (params_t, see head), not once per row.
+std::string params_argument(const Loss& loss) { return loss.params.empty() ? "args.params" : "params_t"; }
+
 // T: the compute type; S: the element type of inputs, weights and gradients.
-std::string head(const std::string& name, CudaDType dtype) {
-  std::string text = "extern \"C\" __global__ void __launch_bounds__(" + std::to_string(kCudaBlockSize) + ") " + name +
+std::string head(const std::string& name, CudaDType dtype, const Loss& loss, int min_blocks) {
+  std::string bounds = std::to_string(kCudaBlockSize);
+  if (min_blocks > 0) bounds += ", " + std::to_string(min_blocks);
+  std::string text = "extern \"C\" __global__ void __launch_bounds__(" + bounds + ") " + name +
                      "(const LossforgeLaunch args) {\n";
   text += "  typedef " + std::string(compute_dtype(dtype) == DType::F32 ? "float" : "double") + " T;\n";
   text += "  typedef " + std::string(storage_type(dtype)) + " S;\n";
   text += "  const S* weight = (const S*)args.weight;\n";
   text += "  T* loss = (T*)args.loss;\n";
   text += "  const T gscale = T(args.grad_scale);\n";
+  if (!loss.params.empty()) {
+    text += "  const T params_t[] = {";
+    for (size_t p = 0; p < loss.params.size(); ++p)
+      text += std::string(p ? ", " : "") + "T(args.params[" + std::to_string(p) + "])";
+    text += "};\n";
+  }
   text += "  const long long n = args.rows;\n";
   text += "  double total = 0;\n";
   return text;
@@ -139,7 +156,7 @@ std::string scalar_row(const Kernel& kernel, const std::string& symbol, const st
       t += indent + "T " + x + "[1] = {T(" + src + "[r])};\n";
     call += x + ", ";
   }
-  call += "args.widths, args.params, w * gscale";
+  call += "args.widths, " + params_argument(loss) + ", w * gscale";
   for (size_t g = 0; g < kernel.gradients.size(); ++g) {
     const bool box = loss.inputs[kernel.gradients[g].input].type.is_box();
     t += indent + "T y" + std::to_string(g) + "[" + (box ? "4" : "1") + "];\n";
@@ -163,31 +180,32 @@ std::string scalar_row(const Kernel& kernel, const std::string& symbol, const st
 // for 16-bit arrays) when the quad is whole and every array aligned, element
 // loads otherwise (the tail).
 // The four rows go through one non-unrolled loop, so the row code is compiled
-// once (NVRTC's time grows with every inlined copy), picking lanes by selects.
+// once (NVRTC's time grows with every inlined copy), rotating the lanes.
 std::string quad_rows(const Kernel& kernel, const std::string& symbol) {
   const Loss& loss = kernel.loss;
   std::string t;
   t += "      const bool whole = aligned && 4 * q + 4 <= n;\n";
   for (size_t i = 0; i < loss.inputs.size(); ++i)
-    t += "      const float4 v" + std::to_string(i) + " = lossforge::gen::load_quad((const S*)args.inputs[" +
+    t += "      float4 v" + std::to_string(i) + " = lossforge::gen::load_quad((const S*)args.inputs[" +
          std::to_string(i) + "], q, n, whole);\n";
-  t += "      const float4 wv = weight ? lossforge::gen::load_quad(weight, q, n, whole) : make_float4(1, 1, 1, 1);\n";
+  t += "      float4 wv = weight ? lossforge::gen::load_quad(weight, q, n, whole) : make_float4(1, 1, 1, 1);\n";
+  t += "      const long long rows_left = n - 4 * q;\n";
   t += "      float4 l4 = make_float4(0, 0, 0, 0);\n";
   for (size_t g = 0; g < kernel.gradients.size(); ++g) t += "      float4 y" + std::to_string(g) + "4 = l4;\n";
   t += "#pragma unroll 1\n      for (int j = 0; j < 4; ++j) {\n";
   for (size_t i = 0; i < loss.inputs.size(); ++i)
-    t += "        const T x" + std::to_string(i) + " = lossforge::gen::lane(v" + std::to_string(i) + ", j);\n";
-  t += "        const T w = lossforge::gen::lane(wv, j);\n";
+    t += "        const T x" + std::to_string(i) + " = lossforge::gen::take_lane(v" + std::to_string(i) + ");\n";
+  t += "        const T w = lossforge::gen::take_lane(wv);\n";
   for (size_t g = 0; g < kernel.gradients.size(); ++g) t += "        T y" + std::to_string(g) + ";\n";
   std::string call = "lossforge::gen::" + symbol + "_row<T, lossforge::gen::Serial>(";
   for (size_t i = 0; i < loss.inputs.size(); ++i) call += "&x" + std::to_string(i) + ", ";
-  call += "args.widths, args.params, w * gscale";
+  call += "args.widths, " + params_argument(loss) + ", w * gscale";
   for (size_t g = 0; g < kernel.gradients.size(); ++g) call += ", &y" + std::to_string(g);
   t += "        const T l = " + call + ") * w;\n";
-  t += "        if (4 * q + j < n) total += double(l);\n";
-  t += "        lossforge::gen::set_lane(l4, j, l);\n";
+  t += "        if (j < rows_left) total += double(l);\n";
+  t += "        lossforge::gen::push_lane(l4, l);\n";
   for (size_t g = 0; g < kernel.gradients.size(); ++g)
-    t += "        lossforge::gen::set_lane(y" + std::to_string(g) + "4, j, y" + std::to_string(g) + ");\n";
+    t += "        lossforge::gen::push_lane(y" + std::to_string(g) + "4, y" + std::to_string(g) + ");\n";
   t += "      }\n";
   t += "      if (loss) lossforge::gen::store_quad(loss, q, n, whole, l4);\n";
   for (size_t g = 0; g < kernel.gradients.size(); ++g) {
@@ -198,9 +216,9 @@ std::string quad_rows(const Kernel& kernel, const std::string& symbol) {
   return t;
 }
 
-std::string rows_kernel(const Kernel& kernel, const std::string& symbol, CudaDType dtype) {
+std::string rows_kernel(const Kernel& kernel, const std::string& symbol, CudaDType dtype, int min_blocks) {
   const Loss& loss = kernel.loss;
-  std::string t = head(cuda_kernel_name(symbol, dtype, CudaLayout::Rows), dtype);
+  std::string t = head(cuda_kernel_name(symbol, dtype, CudaLayout::Rows), dtype, loss, min_blocks);
   t += "  const long long stride = (long long)gridDim.x * blockDim.x;\n";
   t += "  long long first = (long long)blockIdx.x * blockDim.x + threadIdx.x;\n";
   t += "  bool aligned = lossforge::gen::aligned16(weight) && lossforge::gen::aligned16(loss);\n";
@@ -223,10 +241,11 @@ std::string rows_kernel(const Kernel& kernel, const std::string& symbol, CudaDTy
   return t;
 }
 
-std::string lanes_kernel(const Kernel& kernel, const std::string& symbol, CudaDType dtype, CudaLayout layout) {
+std::string lanes_kernel(const Kernel& kernel, const std::string& symbol, CudaDType dtype, CudaLayout layout,
+                         int min_blocks) {
   const bool warp = layout == CudaLayout::Warp;
   const std::string lanes = warp ? "Warp" : "Block";
-  std::string t = head(cuda_kernel_name(symbol, dtype, layout), dtype);
+  std::string t = head(cuda_kernel_name(symbol, dtype, layout), dtype, kernel.loss, min_blocks);
   if (warp) {
     t += "  const long long step = ((long long)gridDim.x * blockDim.x) >> 5;\n";
     t += "  for (long long r = ((long long)blockIdx.x * blockDim.x + threadIdx.x) >> 5; r < n; r += step) {\n";
@@ -234,7 +253,7 @@ std::string lanes_kernel(const Kernel& kernel, const std::string& symbol, CudaDT
     t += "  for (long long r = blockIdx.x; r < n; r += gridDim.x) {\n";
   }
   t += "    const T w = weight ? T(weight[r]) : T(1);\n";
-  t += "    const T l = " + c_codegen::row_call(kernel, symbol, lanes, "args", "r", "w * gscale", "S") + " * w;\n";
+  t += "    const T l = " + c_codegen::row_call(kernel, symbol, lanes, "args", "r", "w * gscale", "S", params_argument(kernel.loss)) + " * w;\n";
   t += "    if (lossforge::gen::" + lanes + "::leader()) {\n";
   t += "      if (loss) loss[r] = l;\n";
   t += "      total += double(l);\n";
@@ -315,10 +334,10 @@ std::string emit_cuda(const Kernel& kernel, const CudaEmitOptions& options) {
   text += "\n" + c_codegen::row_function(kernel, symbol);
   for (CudaDType dtype : options.dtypes) {
     if (!c_codegen::has_columns(kernel.loss)) {
-      text += "\n" + rows_kernel(kernel, symbol, dtype);
+      text += "\n" + rows_kernel(kernel, symbol, dtype, options.min_blocks_per_sm);
     } else {
-      text += "\n" + lanes_kernel(kernel, symbol, dtype, CudaLayout::Warp);
-      text += "\n" + lanes_kernel(kernel, symbol, dtype, CudaLayout::Block);
+      text += "\n" + lanes_kernel(kernel, symbol, dtype, CudaLayout::Warp, options.min_blocks_per_sm);
+      text += "\n" + lanes_kernel(kernel, symbol, dtype, CudaLayout::Block, options.min_blocks_per_sm);
     }
   }
   return text;

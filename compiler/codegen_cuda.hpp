@@ -83,6 +83,10 @@ struct CudaEmitOptions {
   // Emit the preamble (semantics + launch struct). A translation unit that
   // holds several losses emits it with the first only.
   bool preamble = true;
+  // Blocks of kCudaBlockSize threads each multiprocessor should hold at once
+  // (__launch_bounds__'s second argument, which caps registers per thread);
+  // 0: the compiler's choice.
+  int min_blocks_per_sm = 0;
 };
 
 // The kernels of `loss`, differentiated when options.gradients.

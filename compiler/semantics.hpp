@@ -159,10 +159,21 @@ LF_HD T div_db(T a, T b) {
 // exponent's slope a^b ln(a) is taken as 0 where a = 0 and b >= 0 (its limit).
 // For a < 0 the exponent's slope is NaN, as in PyTorch: callers must not use it
 // when the exponent needs no gradient (the interpreter's activity analysis).
+//
+// Exponents 2, 1 and 0 are computed as products: a GPU's general powf costs
+// about a hundred instructions, and focal loss's gamma = 2 is such an exponent.
+// They are std::pow's results, NaN and signed zeros included, except that
+// a * a is the correctly rounded square, which glibc's pow and powf miss by an
+// ulp at rare bases (the LLVM back end multiplies too).
 template <class T>
-LF_HD T pow(T a, T b) { return math::pow(a, b); }
+LF_HD T pow(T a, T b) {
+  if (b == T(2)) return a * a;
+  if (b == T(1)) return a;
+  if (b == T(0)) return T(1);
+  return math::pow(a, b);
+}
 template <class T>
-LF_HD T pow_da(T a, T b) { return b == T(0) ? T(0) : b * math::pow(a, b - T(1)); }
+LF_HD T pow_da(T a, T b) { return b == T(0) ? T(0) : b * pow(a, b - T(1)); }
 template <class T>
 LF_HD T pow_db(T a, T b) { return a == T(0) && b >= T(0) ? T(0) : math::pow(a, b) * math::log(a); }
 

@@ -165,6 +165,7 @@ struct CudaLoss::Impl {
   CudaEmitOptions emit;
   emit.dtypes = {options.dtype};
   emit.symbol = kSymbol;
+  emit.min_blocks_per_sm = options.min_blocks_per_sm;
   impl->source = emit_cuda(kernel, emit);
   return impl;
 }

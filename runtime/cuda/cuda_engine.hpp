@@ -32,6 +32,7 @@ namespace lossforge::cuda {
 struct CudaOptions {
   CudaDType dtype = CudaDType::F32;  // f16 and bf16: 16-bit arrays, float arithmetic
   bool gradients = true;
+  int min_blocks_per_sm = 0;  // CudaEmitOptions::min_blocks_per_sm (occupancy against registers)
 };
 
 // The launch block of the generated kernels (LossforgeLaunch in the generated
