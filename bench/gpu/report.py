@@ -41,7 +41,10 @@ for w in lf["workloads"]:
         f"{comp / w['kernel_ms']:.1f}x" if comp else "?",
         f"{t['eager_ms'] / w['kernel_ms']:.1f}x" if "eager_ms" in t else "?",
         occupancy, w["compile_ms"], f"{w['nvrtc_ms']:.1f}" if "nvrtc_ms" in w else "?", w["cached_load_ms"]))
-lines += ["", "| preset | candidates | median warm NVRTC compile + load ms | max ms |", "|---|---|---|---|"]
+lines += ["", "| preset | candidates | median warm compile ms (front end) | max ms | median NVRTC on the same text again ms |",
+          "|---|---|---|---|---|"]
 for c in lf.get("candidates", []):
-    lines.append(f"| {c['preset']} | {c['count']} | {c['median_compile_ms']:.1f} | {c['max_compile_ms']:.1f} |")
+    front = f" ({c['median_front_end_ms']:.2f})" if "median_front_end_ms" in c else ""
+    again = f"{c['median_nvrtc_again_ms']:.1f}" if "median_nvrtc_again_ms" in c else "?"
+    lines.append(f"| {c['preset']} | {c['count']} | {c['median_compile_ms']:.1f}{front} | {c['max_compile_ms']:.1f} | {again} |")
 print("\n".join(lines))
