@@ -172,6 +172,21 @@ TEST(Nvrtc, SigmoidAndSoftplusShareOneExp) {
   EXPECT_EQ(ex2_count("loss c(pred x: real) = softplus(-x) + sigmoid(-x)"), alone);
 }
 
+// CudaOptions::min_blocks_per_sm reaches the compiler as __launch_bounds__'
+// second argument (PTX's .minnctapersm, which caps the registers per thread);
+// by default the kernels leave the count to the compiler.
+TEST(Nvrtc, BlocksPerMultiprocessorReachThePtx) {
+  const Module module = load_module(SourceFile::read(std::string(LOSSFORGE_SOURCE_DIR) + "/examples/losses/focal.loss"));
+  CudaEmitOptions options;
+  const std::string plain = nvrtc_compile(emit_cuda(module.losses.front(), options), "focal.cu", kArch, false).bytes;
+  EXPECT_NE(plain.find(".maxntid 256"), std::string::npos);
+  EXPECT_EQ(plain.find(".minnctapersm"), std::string::npos);
+  options.min_blocks_per_sm = 6;
+  const std::string source = emit_cuda(module.losses.front(), options);
+  EXPECT_NE(source.find("__launch_bounds__(256, 6)"), std::string::npos);
+  EXPECT_NE(nvrtc_compile(source, "focal.cu", kArch, false).bytes.find(".minnctapersm 6"), std::string::npos);
+}
+
 TEST(Nvrtc, CompileErrorsNameTheGeneratedLine) {
   const std::string source = "extern \"C\" __global__ void broken(float* x) {\n  x[0] = undefined_name;\n}\n";
   try {
