@@ -253,7 +253,9 @@ std::string lanes_kernel(const Kernel& kernel, const std::string& symbol, CudaDT
     t += "  for (long long r = blockIdx.x; r < n; r += gridDim.x) {\n";
   }
   t += "    const T w = weight ? T(weight[r]) : T(1);\n";
-  t += "    const T l = " + c_codegen::row_call(kernel, symbol, lanes, "args", "r", "w * gscale", "S", params_argument(kernel.loss)) + " * w;\n";
+  const std::string call =
+      c_codegen::row_call(kernel, symbol, lanes, "args", "r", "w * gscale", "S", params_argument(kernel.loss));
+  t += "    const T l = " + call + " * w;\n";
   t += "    if (lossforge::gen::" + lanes + "::leader()) {\n";
   t += "      if (loss) loss[r] = l;\n";
   t += "      total += double(l);\n";

@@ -4,9 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <numbers>
-#include <cstring>
 #include <random>
 
 #include "compiler/semantics.hpp"
