@@ -8,10 +8,11 @@
 #   build-gpu-pack/stb/       stb_image.h and stb_image_write.h (LOSSFORGE_STB_INCLUDE_DIR)
 #   build-gpu-pack/toml/      toml++ headers, library and CMake package
 #   build-gpu-pack/gtest/     GoogleTest/GoogleMock headers and static libraries (GTEST_ROOT)
-# Usage: scripts/pack_for_gpu.sh [BUILD_DIR]   (a configured build holding grammar/generated)
+# Usage: scripts/pack_for_gpu.sh [BUILD_DIR]   (a configured build, by default scripts/setup.sh's:
+#   $LOSSFORGE_BUILD_DIR or build/; its grammar/generated is built if missing)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-build=${1:-$root/build-cuda}
+build=${1:-${LOSSFORGE_BUILD_DIR:-$root/build}}
 pack=$root/build-gpu-pack
 multiarch=$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
 lib=/usr/lib/$multiarch
