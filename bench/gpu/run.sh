@@ -25,7 +25,8 @@
 # not stop the later ones, and the exit status is that of the first failure.
 # $OUT (default ./gpu-results) receives summary.txt, results.md and logs.tgz
 # (every log and JSON), the last refreshed after each step so that a run cut
-# short still leaves what it did.
+# short still leaves what it did. LOSSFORGE_GPU_BUILD_DIR builds elsewhere than
+# build-gpu/ (an existing build tree is reused).
 #   bench/gpu/run.sh [--quick|--full]    (--quick: 1/10 sizes, fewer candidates)
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
