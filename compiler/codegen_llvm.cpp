@@ -24,10 +24,11 @@
 //       runs masked; without it (AVX2, whose masked stores are slow) the
 //       vector loop leaves the last rows to a scalar remainder loop;
 //     * rows with boxes (GIoU, ...): blocks of one vector (16 rows, 8 in
-//       double, with AVX-512), the last block moved back to end at `end`,
-//       a range shorter than a block run on a padded copy (row_blocks,
-//       build_entry). The entry calls the row function twice then; else it
-//       is inlined.
+//       double, with AVX-512), emitted as vector code, one row per lane,
+//       the boxes transposed by shuffles (compiler/box_lanes.hpp); the last
+//       block moved back to end at `end`, a range shorter than a block run
+//       on a padded copy (row_blocks, build_entry). The entry calls the row
+//       function twice then; else it is inlined.
 //
 // Optimisation
 //   Not LLVM's O3 pipeline but the few passes these kernels need (optimize()):
@@ -50,10 +51,11 @@
 // Math routines (T = float uses the f-suffixed ones)
 //   exp, log, sin, cos, pow   llvm.exp/log/sin/cos/pow intrinsics. Scalar:
 //       glibc libm (≤ 1 ulp in float and double, per glibc's error tables).
-//       In vectorised loops: glibc's libmvec variants of the vector width,
-//       AVX-512 (_ZGVeN16v_expf, _ZGVeN8v_exp, ...) where the host has it,
-//       else AVX2 (_ZGVdN8v_expf, _ZGVdN4v_exp, ...), mapped by the
-//       TargetLibraryInfo (vector_math_library); glibc documents them to at
+//       In vectorised loops and box rows' vector code: glibc's libmvec
+//       variants of the vector width, AVX-512 (_ZGVeN16v_expf, _ZGVeN8v_exp,
+//       ...) where the host has it, else AVX2 (_ZGVdN8v_expf, _ZGVdN4v_exp,
+//       ...), mapped by the TargetLibraryInfo (vector_math_library) for the
+//       vectoriser and ReplaceWithVeclib; glibc documents them to at
 //       most 4 ulp. Measured on AVX-512 (tests/llvm_math_test.cpp, the grid
 //       below): exp 3 ulp (float and double), log 4 ulp (float) and 2 ulp
 //       (double).
@@ -109,10 +111,12 @@
 //   The interpreter calls the scalar libm routines, so LLVM and interpreter
 //   results differ only by these few ulp (and what a formula makes of them).
 #include "compiler/codegen_llvm.hpp"
+#include "compiler/box_lanes.hpp"
 
 #include <llvm/ADT/StringMap.h>
 #include <llvm/Analysis/TargetLibraryInfo.h>
 #include <llvm/Analysis/TargetTransformInfo.h>
+#include <llvm/CodeGen/ReplaceWithVeclib.h>
 #include <llvm/Config/llvm-config.h>
 #include <llvm/IR/IRBuilder.h>
 #include <llvm/IR/Intrinsics.h>
@@ -234,8 +238,9 @@ const HostTarget& host_target() {
 // How the rows of a loss vectorise: inside its column loops when it has
 // real[C] inputs, else across rows. Rows of reals (element-wise losses) run
 // in one vector loop (its tail: see Vectorise::Elements); rows with boxes run
-// in blocks, because their 4-strided loads are 4x as slow masked (and blocks
-// compile in 1.3-1.5x the time of one loop for element-wise losses).
+// in blocks of vector code (row_blocks): their 4-strided loads are 4x as slow
+// masked, and the vectoriser's interleaved loads of a block took the
+// instruction selector 2-3x the time of transposing shuffles (session 13).
 enum class Rows { Columns, Elements, Blocks };
 Rows rows_layout(const Loss& loss) {
   bool vec = false, box = false;
@@ -249,7 +254,8 @@ Rows rows_layout(const Loss& loss) {
 // The code generator's effort for a kernel of the tier. Box kernels run
 // within 1.6x of their memory traffic: the aggressive code generator made
 // them 1-4% faster than the fast one for 1.8x the compile time (GIoU 15.7
-// against 9.4 ms; bench/README.md, session 6), so both tiers use the fast one.
+// against 9.4 ms; bench/README.md, session 6; as vector code in session 13,
+// 10-15% faster for 2x), so both tiers use the fast one.
 llvm::CodeGenOpt::Level codegen_effort(const Kernel& kernel, OptLevel level) {
   if (level == OptLevel::Quick || rows_layout(kernel.loss) == Rows::Blocks) return llvm::CodeGenOpt::None;
   return llvm::CodeGenOpt::Aggressive;
@@ -274,6 +280,8 @@ class KernelBuilder {
         b_(ctx_),
         t_(dtype == DType::F32 ? llvm::Type::getFloatTy(ctx_) : llvm::Type::getDoubleTy(ctx_)),
         f32_(dtype == DType::F32),
+        boxes_(llvm_codegen::rows_layout(kernel.loss) == Rows::Blocks ? &box_lanes(int(vector_width())) : nullptr),
+        v_(boxes_ ? llvm::FixedVectorType::get(t_, unsigned(boxes_->lanes)) : t_),
         i64_(llvm::Type::getInt64Ty(ctx_)),
         ptr_(llvm::PointerType::get(ctx_, 0)) {}
 
@@ -375,11 +383,11 @@ class KernelBuilder {
 
   // ---- small IR helpers ----
 
-  llvm::Value* k(double value) { return llvm::ConstantFP::get(t_, value); }
+  llvm::Value* k(double value) { return llvm::ConstantFP::get(v_, value); }
   llvm::Value* index(int64_t value) { return llvm::ConstantInt::get(i64_, value); }
 
   llvm::Value* intrinsic(llvm::Intrinsic::ID id, std::initializer_list<llvm::Value*> args) {
-    return b_.CreateIntrinsic(id, {t_}, llvm::ArrayRef<llvm::Value*>(args.begin(), args.size()));
+    return b_.CreateIntrinsic(id, {v_}, llvm::ArrayRef<llvm::Value*>(args.begin(), args.size()));
   }
   llvm::Value* exp(llvm::Value* a) { return intrinsic(llvm::Intrinsic::exp, {a}); }
   llvm::Value* log(llvm::Value* a) { return intrinsic(llvm::Intrinsic::log, {a}); }
@@ -543,9 +551,10 @@ class KernelBuilder {
     // erfc(a) = exp(-a² - 0.5625 + R/S) / a, with a² split as t² + (a-t)(a+t):
     // t is a with its low mantissa bits cleared, so t² is exact.
     llvm::Type* int_type = f32_ ? b_.getInt32Ty() : b_.getInt64Ty();
+    if (boxes_) int_type = llvm::FixedVectorType::get(int_type, unsigned(boxes_->lanes));
     llvm::Value* mask = f32_ ? llvm::ConstantInt::get(int_type, 0xffffe000u)
                              : llvm::ConstantInt::get(int_type, 0xffffffff00000000ull);
-    llvm::Value* t = b_.CreateBitCast(b_.CreateAnd(b_.CreateBitCast(e.ax, int_type), mask), t_);
+    llvm::Value* t = b_.CreateBitCast(b_.CreateAnd(b_.CreateBitCast(e.ax, int_type), mask), v_);
     llvm::Value* e1 = exp(fmuladd(b_.CreateFNeg(t), t, k(-0.5625)));
     llvm::Value* e2 = exp(fmuladd(b_.CreateFSub(t, e.ax), b_.CreateFAdd(t, e.ax), rs));
     e.tail = b_.CreateFDiv(b_.CreateFMul(e1, e2), e.ax);
@@ -597,7 +606,10 @@ class KernelBuilder {
   // libmvec's powf costs about twenty exps (focal spent three quarters of its
   // time there, bench/README.md).
   llvm::Value* pow(llvm::Value* x, llvm::Value* y) {
-    if (const auto* c = llvm::dyn_cast<llvm::ConstantFP>(y)) {
+    const auto* c = llvm::dyn_cast<llvm::ConstantFP>(y);
+    if (const auto* splat = llvm::dyn_cast<llvm::Constant>(y); splat && !c)  // a block's vector of boxes
+      c = llvm::dyn_cast_or_null<llvm::ConstantFP>(splat->getSplatValue());
+    if (c) {
       llvm::APFloat value = c->getValueAPF();
       bool inexact = false;
       value.convert(llvm::APFloat::IEEEdouble(), llvm::APFloat::rmNearestTiesToEven, &inexact);
@@ -701,7 +713,7 @@ class KernelBuilder {
   // for (i = start; i < count; ++i) body, with loop-carried values; returns
   // their values after the loop (the initial ones when it runs zero times).
   using LoopBody = std::function<std::vector<llvm::Value*>(llvm::Value* i, const std::vector<llvm::Value*>& carried)>;
-  enum class Vectorise { Default, Columns, Elements, Block, Never };
+  enum class Vectorise { Default, Columns, Elements, Never };
   std::vector<llvm::Value*> loop(llvm::Value* start, llvm::Value* count, const std::vector<llvm::Value*>& initial,
                                  const LoopBody& body, const char* name, Vectorise hint = Vectorise::Default) {
     llvm::Function* f = b_.GetInsertBlock()->getParent();
@@ -757,8 +769,8 @@ class KernelBuilder {
   //   (bench/README.md, session 11). Either way a row's bits do not depend
   //   on the thread count: threads take chunks of whole 256-row blocks
   //   (runtime/llvm_engine.cpp), so the remainder is the same rows.
-  // Block: the rows of one block, exactly one vector.
-  // Never: copies of a few rows.
+  // Never: copies of a few rows, and the blocks of rows of boxes (their code
+  //   is vector code already: row_blocks).
   llvm::MDNode* loop_hints(Vectorise hint) {
     const int32_t vector = int32_t(vector_width());
     switch (hint) {
@@ -770,10 +782,6 @@ class KernelBuilder {
         if (host_target().vector_bits == 512)
           return loop_hints({loop_hint("llvm.loop.vectorize.enable", b_.getTrue()),
                              loop_hint("llvm.loop.vectorize.predicate.enable", b_.getTrue())});
-        return loop_hints({loop_hint("llvm.loop.vectorize.enable", b_.getTrue()),
-                           loop_hint("llvm.loop.vectorize.width", b_.getInt32(vector)),
-                           loop_hint("llvm.loop.interleave.count", b_.getInt32(1))});
-      case Vectorise::Block:
         return loop_hints({loop_hint("llvm.loop.vectorize.enable", b_.getTrue()),
                            loop_hint("llvm.loop.vectorize.width", b_.getInt32(vector)),
                            loop_hint("llvm.loop.interleave.count", b_.getInt32(1))});
@@ -1137,10 +1145,40 @@ class KernelBuilder {
     llvm::BasicBlock* slow_end = b_.GetInsertBlock();
     b_.CreateBr(done);
     b_.SetInsertPoint(done);
-    llvm::PHINode* phi = b_.CreatePHI(t_, 2);
+    llvm::PHINode* phi = b_.CreatePHI(v_, 2);
     phi->addIncoming(value, before);
     phi->addIncoming(slow_value, slow_end);
     return phi;
+  }
+
+  // ---- rows of boxes, a block of rows per vector (box_lanes.hpp) ----
+
+  llvm::Align align() const { return llvm::Align(f32_ ? 4 : 8); }  // of T: rows start anywhere
+  std::array<llvm::Value*, 4> transpose(const std::array<llvm::Value*, 4>& v) {
+    auto shuffle = [&](llvm::Value* a, llvm::Value* b, const std::vector<int>& mask) {
+      return b_.CreateShuffleVector(a, b, mask);
+    };
+    llvm::Value* t0 = shuffle(v[0], v[1], boxes_->pairs_low);
+    llvm::Value* t1 = shuffle(v[0], v[1], boxes_->pairs_high);
+    llvm::Value* t2 = shuffle(v[2], v[3], boxes_->pairs_low);
+    llvm::Value* t3 = shuffle(v[2], v[3], boxes_->pairs_high);
+    return {shuffle(t0, t2, boxes_->quads_low), shuffle(t0, t2, boxes_->quads_high),
+            shuffle(t1, t3, boxes_->quads_low), shuffle(t1, t3, boxes_->quads_high)};
+  }
+  // One real per row at `at`: a block's rows in the order its boxes' lanes hold them.
+  llvm::Value* load_reals(llvm::Value* at) {
+    if (!boxes_) return b_.CreateLoad(t_, at);
+    return b_.CreateShuffleVector(b_.CreateAlignedLoad(v_, at, align()), boxes_->row_of_lane);
+  }
+  void store_reals(llvm::Value* value, llvm::Value* at) {
+    if (boxes_) value = b_.CreateShuffleVector(value, boxes_->lane_of_row);
+    b_.CreateAlignedStore(value, at, align());
+  }
+  // A block's box gradients, one vector per coordinate, stored as boxes.
+  void store_box(const std::array<llvm::Value*, 4>& coordinates, llvm::Value* at) {
+    const std::array<llvm::Value*, 4> memory = transpose(coordinates);
+    for (int i = 0; i < 4; ++i)
+      b_.CreateAlignedStore(memory[size_t(i)], b_.CreateInBoundsGEP(t_, at, index(i * boxes_->lanes)), align());
   }
 
   // ---- boxes (sem::area, inter, enclose, iou) ----
@@ -1149,7 +1187,13 @@ class KernelBuilder {
     auto it = box_.find(box);
     if (it != box_.end()) return it->second;
     std::array<llvm::Value*, 4> xy{};
-    for (int i = 0; i < 4; ++i) xy[i] = b_.CreateLoad(t_, b_.CreateInBoundsGEP(t_, row_.at(box), index(i)));
+    if (boxes_) {  // a block of rows: 4 vectors as in memory, transposed
+      for (int i = 0; i < 4; ++i)
+        xy[i] = b_.CreateAlignedLoad(v_, b_.CreateInBoundsGEP(t_, row_.at(box), index(i * boxes_->lanes)), align());
+      xy = transpose(xy);
+    } else {
+      for (int i = 0; i < 4; ++i) xy[i] = b_.CreateLoad(t_, b_.CreateInBoundsGEP(t_, row_.at(box), index(i)));
+    }
     box_[box] = xy;
     return xy;
   }
@@ -1204,7 +1248,7 @@ class KernelBuilder {
           // Row pointer: real inputs are read as in[row] (width 1 known here),
           // boxes as in[4 row + k], rows of real[C] as in[C row + c].
           if (n->type().is_real())
-            scalar_[n] = b_.CreateLoad(t_, b_.CreateInBoundsGEP(t_, inputs_[i], row_index_));
+            scalar_[n] = load_reals(b_.CreateInBoundsGEP(t_, inputs_[i], row_index_));
           else
             row_[n] = b_.CreateInBoundsGEP(t_, inputs_[i], b_.CreateNSWMul(row_index_, row_widths_[i]));
         }
@@ -1233,7 +1277,8 @@ class KernelBuilder {
       case Op::Param: {
         llvm::Value* value = b_.CreateLoad(llvm::Type::getDoubleTy(ctx_),
                                            b_.CreateInBoundsGEP(llvm::Type::getDoubleTy(ctx_), params, index(n->index())));
-        scalar_[n] = f32_ ? b_.CreateFPTrunc(value, t_) : value;
+        if (f32_) value = b_.CreateFPTrunc(value, t_);
+        scalar_[n] = boxes_ ? b_.CreateVectorSplat(unsigned(boxes_->lanes), value) : value;
         return;
       }
       default: break;
@@ -1248,16 +1293,16 @@ class KernelBuilder {
   Rows rows_layout() const { return llvm_codegen::rows_layout(loss_); }
   // One vector register: T values in it.
   int64_t vector_width() const { return vector_lanes(f32_ ? DType::F32 : DType::F64); }
-  // One vector, as loop_hints(Block) makes it. (Blocks of two, left to the
-  // cost model, ran box losses 10% faster but compiled random reg candidates
+  // One vector. (Blocks of two, left to the vectoriser's cost model in
+  // session 5, ran box losses 10% faster but compiled random reg candidates
   // in 1.5x the time.)
   int64_t block_rows() const { return vector_width(); }
   static int64_t values_per_row(const Type& type) { return type.is_box() ? 4 : 1; }  // of a real or box
 
-  // for rows [begin, end), end - begin >= block_rows(): a block's loop has
-  // the vector width as its constant trip count, so it becomes one vector
-  // iteration and no scalar remainder loop is generated (less code to
-  // compile, and every row computed by the same vector code). The last block
+  // for rows [begin, end), end - begin >= block_rows(): a block of rows is
+  // one pass of the row code, emitted as vector code (v_, one row per lane;
+  // its boxes transposed, box_lanes.hpp): no vectoriser, no scalar remainder
+  // loop, every row computed by the same vector code. The last block
   // is moved back to end at `end`, recomputing rows of the one before: a
   // row's outputs depend on its inputs alone, so they are rewritten with the
   // same bits. The entry function pads shorter ranges (build_entry).
@@ -1270,13 +1315,9 @@ class KernelBuilder {
         [&](llvm::Value* block, const std::vector<llvm::Value*>&) {
           llvm::Value* start = b_.CreateAdd(begin, b_.CreateMul(block, index(w)));
           llvm::Value* base = b_.CreateSelect(b_.CreateICmpSLT(start, last), start, last, "base");
-          const LoopBody block_row = [&](llvm::Value* j, const std::vector<llvm::Value*>& carried) {
-            return row_body(b_.CreateAdd(base, j, "row", /*HasNUW=*/true, /*HasNSW=*/true), carried);
-          };
-          loop(index(0), index(w), {}, block_row, "row", Vectorise::Block);
-          return std::vector<llvm::Value*>{};
+          return row_body(base, {});  // all w rows, one per lane
         },
-        "block");
+        "block", Vectorise::Never);
   }
 
   // ---- functions ----
@@ -1317,8 +1358,8 @@ class KernelBuilder {
     llvm::Value* scratch = arg(n_inputs + 5 + n_grads);
 
     b_.SetInsertPoint(llvm::BasicBlock::Create(ctx_, "entry", f));
-    // Row widths: 1 and 4 are constants (so the vectoriser sees unit and
-    // interleaved strides); real[C] widths come from the caller.
+    // Row widths: 1 and 4 are constants (the vectoriser sees unit strides,
+    // box blocks constant offsets); real[C] widths come from the caller.
     for (size_t i = 0; i < n_inputs; ++i) {
       const Type& type = loss_.inputs[i].type;
       llvm::Value* w = type.is_real()  ? index(1)
@@ -1360,7 +1401,7 @@ class KernelBuilder {
       for (const Node* n : order_)
         if (!plan_.at(n).uniform) emit(n);
       // Outputs: the loss, then each pred input's gradient.
-      b_.CreateStore(scalar_.at(loss_.body.get()), b_.CreateInBoundsGEP(t_, loss_out, row));
+      store_reals(scalar_.at(loss_.body.get()), b_.CreateInBoundsGEP(t_, loss_out, row));
       std::unordered_map<size_t, std::vector<Sink>> sinks;  // by width input
       for (size_t g = 0; g < n_grads; ++g) {
         const InputGradient& grad = kernel_.gradients[g];
@@ -1373,8 +1414,14 @@ class KernelBuilder {
         // The row's address, then its fields: the vectoriser proves that
         // these addresses cannot wrap (and adds no run-time check per block).
         llvm::Value* out_row = b_.CreateInBoundsGEP(t_, grads_out[g], b_.CreateNSWMul(row, index(values_per_row(type))));
+        if (type.is_box() && boxes_) {
+          store_box({scalar_.at(grad.parts[0].get()), scalar_.at(grad.parts[1].get()),
+                     scalar_.at(grad.parts[2].get()), scalar_.at(grad.parts[3].get())},
+                    out_row);
+          continue;
+        }
         for (size_t part = 0; part < grad.parts.size(); ++part)
-          b_.CreateStore(scalar_.at(grad.parts[part].get()), b_.CreateInBoundsGEP(t_, out_row, index(int64_t(part))));
+          store_reals(scalar_.at(grad.parts[part].get()), b_.CreateInBoundsGEP(t_, out_row, index(int64_t(part))));
       }
       // Remaining fused loops, each with the gradient rows of its width.
       for (size_t w = 0; w < n_inputs; ++w) {
@@ -1557,8 +1604,10 @@ class KernelBuilder {
   const Kernel& kernel_;
   const Loss& loss_;
   llvm::IRBuilder<> b_;
-  llvm::Type* t_;
+  llvm::Type* t_;  // T, as stored
   bool f32_;
+  const BoxLanes* boxes_;  // rows of boxes: a block of rows per vector, transposed so (else null)
+  llvm::Type* v_;          // the type of a value: T, or a vector of T, one row per lane, for rows of boxes
   llvm::IntegerType* i64_;
   llvm::PointerType* ptr_;
 
@@ -1645,7 +1694,8 @@ llvm::TargetLibraryInfoImpl vector_math_library(const llvm::Triple& triple) {
 // and vector width) and libmvec as the vector math library: inline the row
 // function (its noalias arguments become alias scopes), clean up and hoist
 // what is uniform over rows, map libm calls to their vector variants,
-// vectorise, clean up after the vectoriser and hoist its trip-count checks.
+// vectorise, clean up after the vectoriser and hoist its trip-count checks,
+// map the vector intrinsics that remain (box rows' math) to libmvec.
 // Both tiers run it; they differ in the code generator (host_machine).
 void optimize(Generated& g) {
   llvm::LoopAnalysisManager lam;
@@ -1674,6 +1724,8 @@ void optimize(Generated& g) {
   function.addPass(llvm::SimplifyCFGPass());
   // The vectoriser's trip-count checks of column loops are uniform over rows.
   function.addPass(llvm::createFunctionToLoopPassAdaptor(llvm::LICMPass(llvm::LICMOptions()), /*UseMemorySSA=*/true));
+  // The vector code of box rows calls llvm.exp.v8f32 and the like: libmvec's too.
+  function.addPass(llvm::ReplaceWithVeclib());
   llvm::ModulePassManager passes;
   passes.addPass(llvm::AlwaysInlinerPass());
   passes.addPass(llvm::createModuleToFunctionPassAdaptor(std::move(function)));
@@ -1731,7 +1783,8 @@ int64_t vector_lanes(DType dtype) {
 // 11: sum(-a) and mean(-a) reduce a, negated; softmax divides where read;
 //     folded dots sum in the loop of their row's exponentials; element-wise
 //     rows without AVX-512 leave their tail to a scalar loop.
-constexpr int kCodegenRevision = 11;
+// 12: rows of boxes emitted as vector code, their boxes transposed by shuffles.
+constexpr int kCodegenRevision = 12;
 
 std::string compiler_version() {
   return std::string("LLVM ") + LLVM_VERSION_STRING + (host_target().libmvec ? " libmvec" : "") + " codegen " +

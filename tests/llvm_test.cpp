@@ -843,6 +843,37 @@ TEST(LlvmKernel, RowsRunInWholeVectors) {
   check_row_blocks<double>(giou, false);
 }
 
+// Rows of boxes are vector code as generated, a block of rows per vector,
+// the boxes transposed by shuffles of whole vectors (compiler/box_lanes.hpp):
+// no interleaved loads of 4 vectors' width. Reals read or written beside the
+// boxes (a weight, the loss, a real's gradient) follow the boxes' order of
+// rows in the lanes; the vector math calls are libmvec's.
+TEST(LlvmKernel, BoxRowsAreVectorCodeOfTransposedBlocks) {
+  const Module module = load_module(SourceFile::from_text("<test>", R"(
+loss mixed(pred P: box, G: box, pred s: real, w: real) {
+  let shape = log(1 + area(P) / (area(G) + 1)) + P.x1 * G.y2 - P.y1 / (2 + G.x2 * G.x2)
+  w * (1 - iou(P, G)) + exp(-s * s) * shape + s * w
+}
+)"));
+  const Loss& loss = module.losses.at(0);
+  for (DType dtype : {DType::F32, DType::F64}) {
+    const int64_t lanes = llvm_codegen::vector_lanes(dtype);
+    const std::string element = dtype == DType::F32 ? " x float>" : " x double>";
+    const Kernel kernel = gradient_kernel(loss, differentiate(loss));
+    const std::string generated = llvm_codegen::emit_ir(kernel, dtype, false);
+    EXPECT_NE(generated.find("<" + std::to_string(lanes) + element), std::string::npos) << generated;
+    const std::string optimized = llvm_codegen::emit_ir(kernel, dtype, true);
+    EXPECT_EQ(optimized.find("<" + std::to_string(4 * lanes) + element), std::string::npos) << optimized;
+    EXPECT_EQ(optimized.find("<" + std::to_string(2 * lanes) + element), std::string::npos) << optimized;
+  }
+  const std::string assembly = llvm_codegen::emit_assembly(gradient_kernel(loss, differentiate(loss)), DType::F32);
+  const std::string mvec = llvm_codegen::vector_lanes(DType::F32) == 16 ? "_ZGVeN16v_" : "_ZGVdN8v_";
+  EXPECT_NE(assembly.find(mvec + "expf"), std::string::npos) << assembly;
+  EXPECT_NE(assembly.find(mvec + "logf"), std::string::npos) << assembly;
+  check_row_blocks<float>(loss, false);
+  check_row_blocks<double>(loss, false);
+}
+
 // evaluate_into runs the kernel on the caller's memory: the same bits as
 // evaluate, into buffers it does not allocate (here in the middle of larger
 // ones, whose other values it must leave alone); the inputs are checked as
