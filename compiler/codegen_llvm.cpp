@@ -151,6 +151,7 @@
 #include <cmath>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -261,11 +262,19 @@ llvm::CodeGenOpt::Level codegen_effort(const Kernel& kernel, OptLevel level) {
   return llvm::CodeGenOpt::Aggressive;
 }
 
-std::unique_ptr<llvm::TargetMachine> host_machine(llvm::CodeGenOpt::Level effort) {
-  std::string error;
-  std::unique_ptr<llvm::TargetMachine> machine = make_machine(host_target(), effort, error);
-  if (!machine) throw UnavailableError(error);
-  return machine;
+// The host's TargetMachine for this effort, one per thread: making one and
+// its subtarget (register classes, legaliser tables) cost 0.6 ms of every
+// compile, and a TargetMachine is not for threads compiling at once. ORC's
+// own single-threaded compiler keeps one for all its modules likewise.
+llvm::TargetMachine& host_machine(llvm::CodeGenOpt::Level effort) {
+  thread_local std::map<llvm::CodeGenOpt::Level, std::unique_ptr<llvm::TargetMachine>> machines;
+  std::unique_ptr<llvm::TargetMachine>& machine = machines[effort];
+  if (!machine) {
+    std::string error;
+    machine = make_machine(host_target(), effort, error);
+    if (!machine) throw UnavailableError(error);
+  }
+  return *machine;
 }
 
 // ---- the kernel builder ------------------------------------------------------
@@ -1645,7 +1654,7 @@ class KernelBuilder {
 struct Generated {
   std::unique_ptr<llvm::LLVMContext> context;
   std::unique_ptr<llvm::Module> module;
-  std::unique_ptr<llvm::TargetMachine> machine;
+  llvm::TargetMachine* machine = nullptr;  // host_machine's, of this thread
 };
 
 Generated generate(const Kernel& kernel, DType dtype, OptLevel level = OptLevel::Full) {
@@ -1653,7 +1662,7 @@ Generated generate(const Kernel& kernel, DType dtype, OptLevel level = OptLevel:
   Generated g;
   g.context = std::make_unique<llvm::LLVMContext>();
   g.module = std::make_unique<llvm::Module>("lossforge." + kernel.loss.name, *g.context);
-  g.machine = host_machine(codegen_effort(kernel, level));
+  g.machine = &host_machine(codegen_effort(kernel, level));
   g.module->setTargetTriple(g.machine->getTargetTriple().str());
   g.module->setDataLayout(g.machine->createDataLayout());
   KernelBuilder(*g.module, kernel, dtype).build();
@@ -1668,7 +1677,7 @@ Generated generate(const Kernel& kernel, DType dtype, OptLevel level = OptLevel:
 // LLVM 16's LIBMVEC-X86 table lists the AVX2 ones only (_ZGVdN8v_expf);
 // glibc also has AVX-512 variants, added here where the kernels use 512-bit
 // vectors (vector_lanes). glibc documents both to at most 4 ulp.
-llvm::TargetLibraryInfoImpl vector_math_library(const llvm::Triple& triple) {
+llvm::TargetLibraryInfoImpl make_vector_math_library(const llvm::Triple& triple) {
   llvm::TargetLibraryInfoImpl library(triple);
   if (!host_target().libmvec) return library;
   library.addVectorizableFunctionsFromVecLib(llvm::TargetLibraryInfoImpl::LIBMVEC_X86, triple);
@@ -1689,6 +1698,13 @@ llvm::TargetLibraryInfoImpl vector_math_library(const llvm::Triple& triple) {
   }
   return library;
 }
+// Built once (its tables are sorted as they are added); each compile's
+// TargetLibraryAnalysis copies it.
+const llvm::TargetLibraryInfoImpl& vector_math_library() {
+  static const llvm::TargetLibraryInfoImpl library =
+      make_vector_math_library(llvm::Triple(host_target().triple));
+  return library;
+}
 
 // The passes these kernels need, with the host's TargetMachine (cost model
 // and vector width) and libmvec as the vector math library: inline the row
@@ -1702,9 +1718,8 @@ void optimize(Generated& g) {
   llvm::FunctionAnalysisManager fam;
   llvm::CGSCCAnalysisManager cgam;
   llvm::ModuleAnalysisManager mam;
-  llvm::PassBuilder builder(g.machine.get());
-  llvm::TargetLibraryInfoImpl library = vector_math_library(g.machine->getTargetTriple());
-  fam.registerPass([&] { return llvm::TargetLibraryAnalysis(library); });
+  llvm::PassBuilder builder(g.machine);
+  fam.registerPass([&] { return llvm::TargetLibraryAnalysis(vector_math_library()); });
   builder.registerModuleAnalyses(mam);
   builder.registerCGSCCAnalyses(cgam);
   builder.registerFunctionAnalyses(fam);
