@@ -317,6 +317,19 @@ TEST(LlvmCodegen, BoxKernelsCompileWithTheFastCodeGeneratorInBothTiers) {
   EXPECT_NE(object(ce, llvm_codegen::OptLevel::Full), object(ce, llvm_codegen::OptLevel::Quick));
 }
 
+// Each thread keeps its TargetMachines for all its compiles: a kernel's
+// object code is the same bytes compiled first or again, in any thread.
+TEST(LlvmCodegen, ObjectCodeIsTheSameFromEveryCompileAndThread) {
+  for (const Loss& loss : {example("focal.loss", "sigmoid_focal"), example("giou.loss", "giou")}) {
+    const Kernel kernel = gradient_kernel(loss, differentiate(loss));
+    const std::string first = llvm_codegen::emit_object(kernel, DType::F32);
+    EXPECT_EQ(llvm_codegen::emit_object(kernel, DType::F32), first) << loss.name;
+    std::string other_thread;
+    std::thread([&] { other_thread = llvm_codegen::emit_object(kernel, DType::F32); }).join();
+    EXPECT_EQ(other_thread, first) << loss.name;
+  }
+}
+
 // The kernel realigns its stack to the vector size, so that the vector
 // registers it spills around libmvec calls lie at one alignment whatever the
 // caller's stack (bench/README.md, session 7: some alignments ran focal 1.6x
