@@ -1655,6 +1655,7 @@ struct Generated {
   std::unique_ptr<llvm::LLVMContext> context;
   std::unique_ptr<llvm::Module> module;
   llvm::TargetMachine* machine = nullptr;  // host_machine's, of this thread
+  bool vector_code = false;                // rows in blocks of vector code: nothing for the vectoriser
 };
 
 Generated generate(const Kernel& kernel, DType dtype, OptLevel level = OptLevel::Full) {
@@ -1663,6 +1664,7 @@ Generated generate(const Kernel& kernel, DType dtype, OptLevel level = OptLevel:
   g.context = std::make_unique<llvm::LLVMContext>();
   g.module = std::make_unique<llvm::Module>("lossforge." + kernel.loss.name, *g.context);
   g.machine = &host_machine(codegen_effort(kernel, level));
+  g.vector_code = rows_layout(kernel.loss) == Rows::Blocks;
   g.module->setTargetTriple(g.machine->getTargetTriple().str());
   g.module->setDataLayout(g.machine->createDataLayout());
   KernelBuilder(*g.module, kernel, dtype).build();
@@ -1710,8 +1712,9 @@ const llvm::TargetLibraryInfoImpl& vector_math_library() {
 // and vector width) and libmvec as the vector math library: inline the row
 // function (its noalias arguments become alias scopes), clean up and hoist
 // what is uniform over rows, map libm calls to their vector variants,
-// vectorise, clean up after the vectoriser and hoist its trip-count checks,
-// map the vector intrinsics that remain (box rows' math) to libmvec.
+// vectorise (not box rows: vector code already), clean up after the
+// vectoriser and hoist its trip-count checks, map the vector intrinsics that
+// remain (box rows' math) to libmvec.
 // Both tiers run it; they differ in the code generator (host_machine).
 void optimize(Generated& g) {
   llvm::LoopAnalysisManager lam;
@@ -1731,14 +1734,16 @@ void optimize(Generated& g) {
   function.addPass(llvm::InstCombinePass());
   function.addPass(llvm::SimplifyCFGPass());
   function.addPass(llvm::createFunctionToLoopPassAdaptor(llvm::LICMPass(llvm::LICMOptions()), /*UseMemorySSA=*/true));
-  function.addPass(llvm::InjectTLIMappings());
-  function.addPass(llvm::LoopSimplifyPass());
-  function.addPass(llvm::LCSSAPass());
-  function.addPass(llvm::LoopVectorizePass());
-  function.addPass(llvm::InstCombinePass());
-  function.addPass(llvm::SimplifyCFGPass());
-  // The vectoriser's trip-count checks of column loops are uniform over rows.
-  function.addPass(llvm::createFunctionToLoopPassAdaptor(llvm::LICMPass(llvm::LICMOptions()), /*UseMemorySSA=*/true));
+  if (!g.vector_code) {  // (10% of a box candidate's compile, for nothing)
+    function.addPass(llvm::InjectTLIMappings());
+    function.addPass(llvm::LoopSimplifyPass());
+    function.addPass(llvm::LCSSAPass());
+    function.addPass(llvm::LoopVectorizePass());
+    function.addPass(llvm::InstCombinePass());
+    function.addPass(llvm::SimplifyCFGPass());
+    // The vectoriser's trip-count checks of column loops are uniform over rows.
+    function.addPass(llvm::createFunctionToLoopPassAdaptor(llvm::LICMPass(llvm::LICMOptions()), /*UseMemorySSA=*/true));
+  }
   // The vector code of box rows calls llvm.exp.v8f32 and the like: libmvec's too.
   function.addPass(llvm::ReplaceWithVeclib());
   llvm::ModulePassManager passes;
