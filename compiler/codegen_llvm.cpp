@@ -616,7 +616,7 @@ class KernelBuilder {
   // time there, bench/README.md).
   llvm::Value* pow(llvm::Value* x, llvm::Value* y) {
     const auto* c = llvm::dyn_cast<llvm::ConstantFP>(y);
-    if (const auto* splat = llvm::dyn_cast<llvm::Constant>(y); splat && !c)  // a block's vector of boxes
+    if (const auto* splat = llvm::dyn_cast<llvm::Constant>(y); splat && !c)  // box rows: one per lane
       c = llvm::dyn_cast_or_null<llvm::ConstantFP>(splat->getSplatValue());
     if (c) {
       llvm::APFloat value = c->getValueAPF();

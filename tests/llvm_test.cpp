@@ -803,9 +803,8 @@ TEST(LlvmKernel, SoftmaxDividesWhereItIsRead) {
 // multiplications, not pow calls, and agree with the interpreter's libm pow,
 // at zeros, infinities and NaN too.
 template <class T>
-void check_integer_powers() {
-  const Module module = load_module(SourceFile::from_text(
-      "<test>", "loss powers(pred x: real) = x^0 + x^1 + x^2 + x^3 + x^4 + x^-1 + x^-2 + x^-3\n"));
+void check_integer_powers(const std::string& text) {
+  const Module module = load_module(SourceFile::from_text("<test>", text));
   const Loss& loss = module.losses.at(0);
   const DType dtype = std::is_same_v<T, float> ? DType::F32 : DType::F64;
   const std::string ir = llvm_codegen::emit_ir(gradient_kernel(loss, differentiate(loss)), dtype, false);
@@ -819,8 +818,13 @@ void check_integer_powers() {
   EXPECT_TRUE(matches_interpreter<T>(compiled, batch, "powers"));
 }
 TEST(LlvmKernel, IntegerPowersAreMultiplications) {
-  check_integer_powers<float>();
-  check_integer_powers<double>();
+  const std::string powers = "x^0 + x^1 + x^2 + x^3 + x^4 + x^-1 + x^-2 + x^-3\n";
+  // Rows of boxes compute in vectors: their exponents are vector constants.
+  for (const std::string& text : {"loss powers(pred x: real) = " + powers,
+                                  "loss powers(pred p: box, g: box) {\n  let x = p.x1 - g.y2\n  " + powers + "}\n"}) {
+    check_integer_powers<float>(text);
+    check_integer_powers<double>(text);
+  }
 }
 
 // Box losses leave no scalar remainder loop: GIoU runs blocks of one vector,
