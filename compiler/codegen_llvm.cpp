@@ -55,7 +55,8 @@
 //       variants of the vector width, AVX-512 (_ZGVeN16v_expf, _ZGVeN8v_exp,
 //       ...) where the host has it, else AVX2 (_ZGVdN8v_expf, _ZGVdN4v_exp,
 //       ...), mapped by the TargetLibraryInfo (vector_math_library) for the
-//       vectoriser and ReplaceWithVeclib; glibc documents them to at
+//       vectoriser and ReplaceWithVeclib (box rows' pow: called by that
+//       name, KernelBuilder::vector_pow); glibc documents them to at
 //       most 4 ulp. Measured on AVX-512 (tests/llvm_math_test.cpp, the grid
 //       below): exp 3 ulp (float and double), log 4 ulp (float) and 2 ulp
 //       (double).
@@ -276,6 +277,8 @@ llvm::TargetMachine& host_machine(llvm::CodeGenOpt::Level effort) {
   }
   return *machine;
 }
+
+const llvm::TargetLibraryInfoImpl& vector_math_library();  // libm -> libmvec, below
 
 // ---- the kernel builder ------------------------------------------------------
 
@@ -634,7 +637,23 @@ class KernelBuilder {
         return e < 0 ? b_.CreateFDiv(k(1), power) : power;
       }
     }
+    if (boxes_) return vector_pow(x, y);
     return intrinsic(llvm::Intrinsic::pow, {x, y});
+  }
+  // pow of two vectors (rows of boxes), as libmvec's function of the width.
+  // ReplaceWithVeclib cannot map it: LLVM 16 looks a two-operand intrinsic up
+  // as "llvm.pow.f32.f32" and finds nothing, and the code generator would
+  // call scalar powf once per lane. Without libmvec, the intrinsic.
+  llvm::Value* vector_pow(llvm::Value* x, llvm::Value* y) {
+    const llvm::StringRef name = vector_math_library().getVectorizedFunction(
+        f32_ ? "llvm.pow.f32" : "llvm.pow.f64", llvm::ElementCount::getFixed(unsigned(boxes_->lanes)));
+    if (name.empty()) return intrinsic(llvm::Intrinsic::pow, {x, y});
+    llvm::FunctionCallee callee = module_.getOrInsertFunction(name, llvm::FunctionType::get(v_, {v_, v_}, false));
+    if (auto* f = llvm::dyn_cast<llvm::Function>(callee.getCallee())) {
+      f->setDoesNotAccessMemory();
+      f->setDoesNotThrow();
+    }
+    return b_.CreateCall(callee, {x, y});
   }
 
   // Whether a node's value lies in [0, 1] (or is NaN) for every input,

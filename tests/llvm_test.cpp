@@ -629,6 +629,26 @@ TEST(LlvmEngine, ParamsOverrideDefaults) {
   eval.params = {0.5, 1.5};
   EXPECT_TRUE(same_evaluation(compiled.evaluate<float>(batch, eval),
                               interpret<float>(focal, std::span<const Array<float>>(batch), eval), "focal"));
+  // Rows of boxes compute in vectors: a param is one value in every lane,
+  // its default specialised in a copy of the rows, another one a vector pow.
+  const Module module = load_module(SourceFile::from_text("<test>", R"(
+loss focal_iou(pred p: box, g: box) {
+  param gamma = 2
+  param scale = 0.5
+  scale * (1.5 - iou(p, g))^gamma
+}
+)"));
+  const Loss& boxes = module.losses.at(0);
+  const std::string mvec = llvm_codegen::vector_lanes(DType::F32) == 16 ? "_ZGVeN16vv_powf" : "_ZGVdN8vv_powf";
+  EXPECT_NE(llvm_codegen::emit_assembly(gradient_kernel(boxes, differentiate(boxes)), DType::F32).find(mvec),
+            std::string::npos);
+  const CompiledLoss compiled_boxes = CompiledLoss::compile(boxes, options_for<float>(true));
+  const Batch<float> box_batch = to_float(random_batch(boxes, 37, rng));
+  for (const std::vector<double>& params : {std::vector<double>{}, std::vector<double>{2.5, 3}}) {
+    eval.params = params;
+    EXPECT_TRUE(same_evaluation(compiled_boxes.evaluate<float>(box_batch, eval),
+                                interpret<float>(boxes, std::span<const Array<float>>(box_batch), eval), "focal_iou"));
+  }
 }
 
 // softmax, log_softmax and logsumexp of one row share its maximum and
@@ -809,6 +829,7 @@ void check_integer_powers(const std::string& text) {
   const DType dtype = std::is_same_v<T, float> ? DType::F32 : DType::F64;
   const std::string ir = llvm_codegen::emit_ir(gradient_kernel(loss, differentiate(loss)), dtype, false);
   EXPECT_EQ(ir.find("llvm.pow"), std::string::npos) << ir;
+  EXPECT_EQ(ir.find("vv_pow"), std::string::npos) << ir;  // libmvec's, called directly for rows of boxes
   Rng rng(13);
   Batch<double> batch = random_batch(loss, 70, rng);
   const double inf = std::numeric_limits<double>::infinity();
