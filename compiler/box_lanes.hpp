@@ -4,7 +4,7 @@
 // emits box kernels this way, a block of W rows at a time).
 //
 // Two rounds of two-source shuffles, each an x86 unpack within 128 bits for
-// floats (unpcklps/unpckhps, then movlhps/movhlps):
+// floats (vunpcklps/vunpckhps, then vunpcklpd/vunpckhpd on pairs of floats):
 //
 //   t0 = unpack_low(v0, v1, 1)   t1 = unpack_high(v0, v1, 1)     (pairs of values)
 //   t2 = unpack_low(v2, v3, 1)   t3 = unpack_high(v2, v3, 1)
