@@ -397,6 +397,7 @@ class KernelBuilder {
 
   llvm::Value* k(double value) { return llvm::ConstantFP::get(v_, value); }
   llvm::Value* index(int64_t value) { return llvm::ConstantInt::get(i64_, value); }
+  llvm::Align align() const { return llvm::Align(f32_ ? 4 : 8); }  // of T: vectors of rows start anywhere
 
   llvm::Value* intrinsic(llvm::Intrinsic::ID id, std::initializer_list<llvm::Value*> args) {
     return b_.CreateIntrinsic(id, {v_}, llvm::ArrayRef<llvm::Value*>(args.begin(), args.size()));
@@ -950,9 +951,8 @@ class KernelBuilder {
   llvm::Value* lanes_of(llvm::Value* row, llvm::Value* c, llvm::Value* mask) {
     llvm::Type* vector = llvm::FixedVectorType::get(t_, 8);
     llvm::Value* at = b_.CreateInBoundsGEP(t_, row, c);
-    const llvm::Align align(t_->getPrimitiveSizeInBits() / 8);
-    if (!mask) return b_.CreateAlignedLoad(vector, at, align);
-    return b_.CreateMaskedLoad(vector, at, align, mask, llvm::Constant::getNullValue(vector));
+    if (!mask) return b_.CreateAlignedLoad(vector, at, align());
+    return b_.CreateMaskedLoad(vector, at, align(), mask, llvm::Constant::getNullValue(vector));
   }
   llvm::Value* lanes_of(const Node* n, llvm::Value* c, llvm::Value* mask) {
     if (!n->type().is_vec()) return b_.CreateVectorSplat(8, scalar_.at(n));
@@ -1181,7 +1181,6 @@ class KernelBuilder {
 
   // ---- rows of boxes, a block of rows per vector (box_lanes.hpp) ----
 
-  llvm::Align align() const { return llvm::Align(f32_ ? 4 : 8); }  // of T: rows start anywhere
   std::array<llvm::Value*, 4> transpose(const std::array<llvm::Value*, 4>& v) {
     auto shuffle = [&](llvm::Value* a, llvm::Value* b, const std::vector<int>& mask) {
       return b_.CreateShuffleVector(a, b, mask);

@@ -894,17 +894,17 @@ loss mixed(pred P: box, G: box, pred s: real, w: real) {
 }
 )"));
   const Loss& loss = module.losses.at(0);
+  const Kernel kernel = gradient_kernel(loss, differentiate(loss));
   for (DType dtype : {DType::F32, DType::F64}) {
     const int64_t lanes = llvm_codegen::vector_lanes(dtype);
     const std::string element = dtype == DType::F32 ? " x float>" : " x double>";
-    const Kernel kernel = gradient_kernel(loss, differentiate(loss));
     const std::string generated = llvm_codegen::emit_ir(kernel, dtype, false);
     EXPECT_NE(generated.find("<" + std::to_string(lanes) + element), std::string::npos) << generated;
     const std::string optimized = llvm_codegen::emit_ir(kernel, dtype, true);
     EXPECT_EQ(optimized.find("<" + std::to_string(4 * lanes) + element), std::string::npos) << optimized;
     EXPECT_EQ(optimized.find("<" + std::to_string(2 * lanes) + element), std::string::npos) << optimized;
   }
-  const std::string assembly = llvm_codegen::emit_assembly(gradient_kernel(loss, differentiate(loss)), DType::F32);
+  const std::string assembly = llvm_codegen::emit_assembly(kernel, DType::F32);
   const std::string mvec = llvm_codegen::vector_lanes(DType::F32) == 16 ? "_ZGVeN16v_" : "_ZGVdN8v_";
   EXPECT_NE(assembly.find(mvec + "expf"), std::string::npos) << assembly;
   EXPECT_NE(assembly.find(mvec + "logf"), std::string::npos) << assembly;
