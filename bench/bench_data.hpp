@@ -3,8 +3,11 @@
 // draws from the caller's Rng in a fixed order, so one seed gives one data set.
 #pragma once
 
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <random>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -99,5 +102,31 @@ std::vector<Array<T>> box_inputs(Rng& rng, size_t pairs) {
   }
   return {p, g};
 }
+
+// ---- agreement checks: a baseline (LibTorch, hand-written C++) against the interpreter ----
+
+// The first `rows` rows of an input.
+inline Array<float> head(const Array<float>& a, size_t rows) {
+  return Array<float>(rows, a.width, std::vector<float>(a.data.begin(), a.data.begin() + ptrdiff_t(rows * a.width)));
+}
+
+// Largest |got - ref| over (|ref| + 1e-3 · max|ref|): relative for values of
+// the array's own scale, absolute (at 1e-3 of the largest) for those near 0.
+// NaN (or a size mismatch) gives NaN, which fails any `<=` check.
+inline double deviation(std::span<const float> got, std::span<const float> ref) {
+  if (got.size() != ref.size()) return std::nan("");
+  double scale = 0;
+  for (float r : ref) scale = std::max(scale, double(std::fabs(r)));
+  double worst = 0;
+  for (size_t k = 0; k < ref.size(); ++k) {
+    const double err = std::fabs(double(got[k]) - double(ref[k])) / (std::fabs(double(ref[k])) + 1e-3 * scale + 1e-30);
+    if (!(err <= worst)) worst = err;  // NaN propagates
+  }
+  return worst;
+}
+
+// float32 against float32: a few hundred ulp; on the first kCheckRows rows.
+inline constexpr double kAgreement = 1e-4;
+inline constexpr size_t kCheckRows = 4096;
 
 }  // namespace lossforge::bench

@@ -26,6 +26,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <functional>
 #include <memory>
@@ -186,26 +187,63 @@ void register_stack_offsets(const Workload& w, std::shared_ptr<CompiledLoss> com
   }
 }
 
-// The hand-written baselines write into preallocated outputs, as a person's
-// loop would (compare llvm_into/1t); the llvm/ rows include allocating their
-// result arrays.
-void register_handwritten(const std::vector<Array<float>>& focal, const std::vector<Array<float>>& boxes) {
-  benchmark::RegisterBenchmark("cpp/focal", [focal](benchmark::State& state) {
-    std::vector<float> loss(kElements), grad(kElements);
+// The hand-written baseline of a workload (bench/llvm_bench_handwritten.cpp)
+// on `rows` rows of its inputs, into preallocated outputs as a person's loop
+// writes (compare llvm_into/1t; the llvm/ rows include allocating their
+// result arrays).
+using Handwritten = std::function<void(const std::vector<Array<float>>& in, size_t rows, float* loss, float* grad)>;
+
+Handwritten handwritten(const std::string& workload) {
+  const auto at = [](const std::vector<Array<float>>& in, size_t k) { return in[k].data.data(); };
+  if (workload == "focal")
+    return [at](const auto& in, size_t n, float* loss, float* grad) {
+      focal_loss_grad(at(in, 0), at(in, 1), loss, grad, n, 0.25f, 2.0f);
+    };
+  if (workload == "cse_autoloss_b_cls")
+    return [at](const auto& in, size_t n, float* loss, float* grad) {
+      cse_autoloss_b_cls_loss_grad(at(in, 0), at(in, 1), at(in, 2), at(in, 3), loss, grad, n);
+    };
+  if (workload == "ce_c81")
+    return [at](const auto& in, size_t rows, float* loss, float* grad) {
+      cross_entropy_loss_grad(at(in, 0), at(in, 1), loss, grad, rows, in[0].width);
+    };
+  if (workload == "cse_autoloss_a_cls_c81")
+    return [at](const auto& in, size_t rows, float* loss, float* grad) {
+      cse_autoloss_a_cls_loss_grad(at(in, 0), at(in, 1), at(in, 2), loss, grad, rows, in[0].width);
+    };
+  if (workload == "giou")
+    return [at](const auto& in, size_t n, float* loss, float* grad) { giou_loss_grad(at(in, 0), at(in, 1), loss, grad, n); };
+  if (workload == "cse_autoloss_b_reg")
+    return [at](const auto& in, size_t n, float* loss, float* grad) {
+      cse_autoloss_b_reg_loss_grad(at(in, 0), at(in, 1), loss, grad, n);
+    };
+  throw std::logic_error("llvm_bench: no hand-written baseline for " + workload);
+}
+
+// cpp/NAME, after checking the baseline against the interpreter on the
+// first rows (a wrong baseline would make every ratio to it meaningless).
+void register_handwritten(const Workload& w) {
+  const Handwritten run = handwritten(w.name);
+  const size_t rows = std::min(kCheckRows, w.units);
+  std::vector<Array<float>> small;
+  for (const Array<float>& a : w.inputs) small.push_back(head(a, rows));
+  EvalOptions eval;
+  eval.gradients = true;
+  const Evaluation<float> ref = interpret<float>(w.loss, std::span<const Array<float>>(small), eval);
+  std::vector<float> loss(rows), grad(ref.grads.front().data.size());
+  run(small, rows, loss.data(), grad.data());
+  const double dv = deviation(loss, ref.loss), dg = deviation(grad, ref.grads.front().data);
+  std::fprintf(stderr, "llvm_bench: cpp/%-24s %zu rows, deviation from the interpreter: loss %.2e, grad %.2e\n",
+               w.name.c_str(), rows, dv, dg);
+  if (!(dv <= kAgreement && dg <= kAgreement))
+    throw std::runtime_error("llvm_bench: the hand-written " + w.name + " and the interpreter disagree");
+  benchmark::RegisterBenchmark(("cpp/" + w.name).c_str(), [w, run](benchmark::State& state) {
+    Outputs out(w);
     for (auto _ : state) {
-      bench::focal_loss_grad(focal[0].data.data(), focal[1].data.data(), loss.data(), grad.data(), kElements, 0.25f,
-                             2.0f);
-      benchmark::DoNotOptimize(loss.data());
+      run(w.inputs, w.units, out.loss.data(), out.grad_rows.front());
+      benchmark::DoNotOptimize(out.loss.data());
     }
-    set_rate(state, kElements, "element");
-  })->Unit(benchmark::kMillisecond);
-  benchmark::RegisterBenchmark("cpp/giou", [boxes](benchmark::State& state) {
-    std::vector<float> loss(kBoxPairs), grad(4 * kBoxPairs);
-    for (auto _ : state) {
-      bench::giou_loss_grad(boxes[0].data.data(), boxes[1].data.data(), loss.data(), grad.data(), kBoxPairs);
-      benchmark::DoNotOptimize(loss.data());
-    }
-    set_rate(state, kBoxPairs, "pair");
+    set_rate(state, w.units, w.unit, w.per_unit);
   })->Unit(benchmark::kMillisecond);
 }
 
@@ -292,9 +330,7 @@ void register_compile_latency(double first_ms) {
     }
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
 
@@ -325,7 +361,7 @@ int main(int argc, char** argv) {
   std::vector<std::shared_ptr<CompiledLoss>> into_kernels;
   for (const Workload& w : workloads) into_kernels.push_back(register_workload(w));
   for (size_t w : {0, 1}) register_stack_offsets(workloads[w], into_kernels[w]);  // focal, CSE-Autoloss-B cls
-  register_handwritten(focal, boxes);
+  for (const Workload& w : workloads) register_handwritten(w);
 #ifdef LOSSFORGE_BENCH_TORCH
   std::vector<bench::TorchWorkload> torch_workloads;
   for (const Workload& w : workloads)
@@ -337,4 +373,17 @@ int main(int argc, char** argv) {
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;
+}
+
+}  // namespace
+
+// A baseline that disagrees with the interpreter (or any other failure before
+// the runs) ends the process with one line and status 1.
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s\n", e.what());
+    return 1;
+  }
 }

@@ -6,8 +6,17 @@
 
 namespace lossforge::bench {
 
+// One per llvm_bench workload, with the inputs of its loss in their order:
+// n elements or box pairs, or `rows` rows of `classes` values; one loss per
+// element, pair or row, and the gradient of the pred input, shaped like it.
 void focal_loss_grad(const float* x, const float* y, float* loss, float* grad, size_t n, float alpha, float gamma);
+void cse_autoloss_b_cls_loss_grad(const float* x, const float* q, const float* py, const float* ny, float* loss,
+                                  float* grad, size_t n);
+void cross_entropy_loss_grad(const float* x, const float* y, float* loss, float* grad, size_t rows, size_t classes);
+void cse_autoloss_a_cls_loss_grad(const float* x, const float* y, const float* z, float* loss, float* grad,
+                                  size_t rows, size_t classes);
 void giou_loss_grad(const float* p, const float* g, float* loss, float* grad, size_t n);
+void cse_autoloss_b_reg_loss_grad(const float* p, const float* g, float* loss, float* grad, size_t n);
 
 // The memory-traffic floor of a loss+gradient kernel over `rows` rows: reads
 // every value of every input once (inputs[k] holds rows x widths[k] values),

@@ -25,6 +25,7 @@
 #include <span>
 #include <stdexcept>
 
+#include "bench/bench_data.hpp"
 #include "runtime/interpreter.hpp"
 
 namespace lossforge::bench {
@@ -123,10 +124,6 @@ Tensor to_tensor(const Array<float>& a, size_t rows) {
   return torch::from_blob(const_cast<float*>(a.data.data()), shape, torch::kFloat32).clone();
 }
 
-Array<float> head(const Array<float>& a, size_t rows) {
-  return Array<float>(rows, a.width, std::vector<float>(a.data.begin(), a.data.begin() + rows * a.width));
-}
-
 struct Case {
   std::string name;
   Formula formula;
@@ -159,24 +156,11 @@ std::pair<Tensor, Tensor> loss_and_grad(const Case& c) {
 
 // ---- agreement with the interpreter -------------------------------------------------
 
-// Largest |torch - ref| over (|ref| + 1e-3 · max|ref|): relative for values of
-// the array's own scale, absolute (at 1e-3 of the largest) for those near 0.
 double deviation(const Tensor& torch_values, std::span<const float> ref) {
   Tensor t = torch_values.contiguous();
-  const float* tv = t.data_ptr<float>();
-  if (size_t(t.numel()) != ref.size()) throw std::runtime_error("torch_bench: result sizes differ");
-  double scale = 0;
-  for (float r : ref) scale = std::max(scale, double(std::fabs(r)));
-  double worst = 0;
-  for (size_t k = 0; k < ref.size(); ++k) {
-    const double err = std::fabs(double(tv[k]) - double(ref[k])) / (std::fabs(double(ref[k])) + 1e-3 * scale + 1e-30);
-    if (!(err <= worst)) worst = err;  // NaN propagates
-  }
-  return worst;
+  return bench::deviation(std::span<const float>(t.data_ptr<float>(), size_t(t.numel())), ref);
 }
 
-constexpr size_t kCheckRows = 4096;
-constexpr double kTolerance = 1e-4;  // float32 against float32: a few hundred ulp
 
 void check(const TorchWorkload& w) {
   const size_t rows = std::min(kCheckRows, w.units);
@@ -191,7 +175,7 @@ void check(const TorchWorkload& w) {
     const double dv = deviation(loss, ref.loss), dg = deviation(grad, ref.grads.front().data);
     std::fprintf(stderr, "torch_bench: %-24s %zu rows, deviation from the interpreter: loss %.2e, grad %.2e\n",
                  c.name.c_str(), rows, dv, dg);
-    if (!(dv <= kTolerance && dg <= kTolerance))
+    if (!(dv <= kAgreement && dg <= kAgreement))
       throw std::runtime_error("torch_bench: torch and the interpreter disagree on " + c.name);
   }
 }
