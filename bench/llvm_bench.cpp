@@ -193,58 +193,72 @@ void register_stack_offsets(const Workload& w, std::shared_ptr<CompiledLoss> com
 // result arrays).
 using Handwritten = std::function<void(const std::vector<Array<float>>& in, size_t rows, float* loss, float* grad)>;
 
-Handwritten handwritten(const std::string& workload) {
+// The baselines of a workload, by row prefix: "cpp" for every workload,
+// "cpp_avx2" for cross-entropy where the bench has AVX2 and libmvec.
+std::vector<std::pair<std::string, Handwritten>> handwritten(const std::string& workload) {
   const auto at = [](const std::vector<Array<float>>& in, size_t k) { return in[k].data.data(); };
   if (workload == "focal")
-    return [at](const auto& in, size_t n, float* loss, float* grad) {
-      focal_loss_grad(at(in, 0), at(in, 1), loss, grad, n, 0.25f, 2.0f);
-    };
+    return {{"cpp", [at](const auto& in, size_t n, float* loss, float* grad) {
+               focal_loss_grad(at(in, 0), at(in, 1), loss, grad, n, 0.25f, 2.0f);
+             }}};
   if (workload == "cse_autoloss_b_cls")
-    return [at](const auto& in, size_t n, float* loss, float* grad) {
-      cse_autoloss_b_cls_loss_grad(at(in, 0), at(in, 1), at(in, 2), at(in, 3), loss, grad, n);
-    };
-  if (workload == "ce_c81")
-    return [at](const auto& in, size_t rows, float* loss, float* grad) {
-      cross_entropy_loss_grad(at(in, 0), at(in, 1), loss, grad, rows, in[0].width);
-    };
+    return {{"cpp", [at](const auto& in, size_t n, float* loss, float* grad) {
+               cse_autoloss_b_cls_loss_grad(at(in, 0), at(in, 1), at(in, 2), at(in, 3), loss, grad, n);
+             }}};
+  if (workload == "ce_c81") {
+    std::vector<std::pair<std::string, Handwritten>> out{
+        {"cpp", [at](const auto& in, size_t rows, float* loss, float* grad) {
+           cross_entropy_loss_grad(at(in, 0), at(in, 1), loss, grad, rows, in[0].width);
+         }}};
+    if (cross_entropy_loss_grad_avx2(nullptr, nullptr, nullptr, nullptr, 0, kClasses))
+      out.push_back({"cpp_avx2", [at](const auto& in, size_t rows, float* loss, float* grad) {
+                       cross_entropy_loss_grad_avx2(at(in, 0), at(in, 1), loss, grad, rows, in[0].width);
+                     }});
+    return out;
+  }
   if (workload == "cse_autoloss_a_cls_c81")
-    return [at](const auto& in, size_t rows, float* loss, float* grad) {
-      cse_autoloss_a_cls_loss_grad(at(in, 0), at(in, 1), at(in, 2), loss, grad, rows, in[0].width);
-    };
+    return {{"cpp", [at](const auto& in, size_t rows, float* loss, float* grad) {
+               cse_autoloss_a_cls_loss_grad(at(in, 0), at(in, 1), at(in, 2), loss, grad, rows, in[0].width);
+             }}};
   if (workload == "giou")
-    return [at](const auto& in, size_t n, float* loss, float* grad) { giou_loss_grad(at(in, 0), at(in, 1), loss, grad, n); };
+    return {{"cpp", [at](const auto& in, size_t n, float* loss, float* grad) {
+               giou_loss_grad(at(in, 0), at(in, 1), loss, grad, n);
+             }}};
   if (workload == "cse_autoloss_b_reg")
-    return [at](const auto& in, size_t n, float* loss, float* grad) {
-      cse_autoloss_b_reg_loss_grad(at(in, 0), at(in, 1), loss, grad, n);
-    };
+    return {{"cpp", [at](const auto& in, size_t n, float* loss, float* grad) {
+               cse_autoloss_b_reg_loss_grad(at(in, 0), at(in, 1), loss, grad, n);
+             }}};
   throw std::logic_error("llvm_bench: no hand-written baseline for " + workload);
 }
 
-// cpp/NAME, after checking the baseline against the interpreter on the
-// first rows (a wrong baseline would make every ratio to it meaningless).
+// cpp/NAME (and cpp_avx2/NAME), each after checking the baseline against the
+// interpreter on the first rows (a wrong baseline would make every ratio to
+// it meaningless).
 void register_handwritten(const Workload& w) {
-  const Handwritten run = handwritten(w.name);
   const size_t rows = std::min(kCheckRows, w.units);
   std::vector<Array<float>> small;
   for (const Array<float>& a : w.inputs) small.push_back(head(a, rows));
   EvalOptions eval;
   eval.gradients = true;
   const Evaluation<float> ref = interpret<float>(w.loss, std::span<const Array<float>>(small), eval);
-  std::vector<float> loss(rows), grad(ref.grads.front().data.size());
-  run(small, rows, loss.data(), grad.data());
-  const double dv = deviation(loss, ref.loss), dg = deviation(grad, ref.grads.front().data);
-  std::fprintf(stderr, "llvm_bench: cpp/%-24s %zu rows, deviation from the interpreter: loss %.2e, grad %.2e\n",
-               w.name.c_str(), rows, dv, dg);
-  if (!(dv <= kAgreement && dg <= kAgreement))
-    throw std::runtime_error("llvm_bench: the hand-written " + w.name + " and the interpreter disagree");
-  benchmark::RegisterBenchmark(("cpp/" + w.name).c_str(), [w, run](benchmark::State& state) {
-    Outputs out(w);
-    for (auto _ : state) {
-      run(w.inputs, w.units, out.loss.data(), out.grad_rows.front());
-      benchmark::DoNotOptimize(out.loss.data());
-    }
-    set_rate(state, w.units, w.unit, w.per_unit);
-  })->Unit(benchmark::kMillisecond);
+  for (const auto& [prefix, run] : handwritten(w.name)) {
+    const std::string name = prefix + "/" + w.name;
+    std::vector<float> loss(rows), grad(ref.grads.front().data.size());
+    run(small, rows, loss.data(), grad.data());
+    const double dv = deviation(loss, ref.loss), dg = deviation(grad, ref.grads.front().data);
+    std::fprintf(stderr, "llvm_bench: %-31s %zu rows, deviation from the interpreter: loss %.2e, grad %.2e\n",
+                 name.c_str(), rows, dv, dg);
+    if (!(dv <= kAgreement && dg <= kAgreement))
+      throw std::runtime_error("llvm_bench: the hand-written " + name + " and the interpreter disagree");
+    benchmark::RegisterBenchmark(name.c_str(), [&w, run = run](benchmark::State& state) {
+      Outputs out(w);
+      for (auto _ : state) {
+        run(w.inputs, w.units, out.loss.data(), out.grad_rows.front());
+        benchmark::DoNotOptimize(out.loss.data());
+      }
+      set_rate(state, w.units, w.unit, w.per_unit);
+    })->Unit(benchmark::kMillisecond);
+  }
 }
 
 // compile/warm/* and compile/warm_quick/*: the two tiers of llvm_codegen::OptLevel.

@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstdint>
 #include <numbers>
+#include <immintrin.h>
 #include <vector>
 
 namespace lossforge::bench {
@@ -128,6 +129,71 @@ void cross_entropy_loss_grad(const float* x, const float* y, float* loss, float*
     for (size_t c = 0; c < classes; ++c) gr[c] = gr[c] / total * sum_y - yr[c];
   }
 }
+
+#if defined(__AVX2__) && defined(__FMA__) && defined(LOSSFORGE_BENCH_LIBMVEC)
+extern "C" __m256 _ZGVdN8v_expf(__m256);  // glibc's libmvec
+
+namespace {
+float horizontal_sum(__m256 v) {
+  __m128 a = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  a = _mm_add_ps(a, _mm_movehl_ps(a, a));
+  return _mm_cvtss_f32(_mm_add_ss(a, _mm_movehdup_ps(a)));
+}
+float horizontal_max(__m256 v) {
+  __m128 a = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  a = _mm_max_ps(a, _mm_movehl_ps(a, a));
+  return _mm_cvtss_f32(_mm_max_ss(a, _mm_movehdup_ps(a)));
+}
+}  // namespace
+
+bool cross_entropy_loss_grad_avx2(const float* x, const float* y, float* loss, float* grad, size_t rows,
+                                  size_t classes) {
+  const size_t blocks = classes / 8, rest = classes % 8;
+  alignas(32) int32_t lanes[8];
+  for (size_t l = 0; l < 8; ++l) lanes[l] = l < rest ? -1 : 0;
+  const __m256i tail = _mm256_load_si256(reinterpret_cast<const __m256i*>(lanes));
+  const __m256 tail_lanes = _mm256_castsi256_ps(tail);
+  std::vector<float> e(8 * (blocks + 1));  // the row's exponentials, whole vectors
+  for (size_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * classes;
+    const float* yr = y + r * classes;
+    float* gr = grad + r * classes;
+    const __m256 x_tail = _mm256_maskload_ps(xr + 8 * blocks, tail);
+    const __m256 y_tail = _mm256_maskload_ps(yr + 8 * blocks, tail);
+    __m256 max = _mm256_set1_ps(xr[0]);
+    for (size_t b = 0; b < blocks; ++b) max = _mm256_max_ps(max, _mm256_loadu_ps(xr + 8 * b));
+    max = _mm256_blendv_ps(max, _mm256_max_ps(max, x_tail), tail_lanes);
+    const __m256 m = _mm256_set1_ps(horizontal_max(max));
+    __m256 total = _mm256_setzero_ps(), sum_y = total, dot = total;
+    for (size_t b = 0; b <= blocks; ++b) {
+      const bool last = b == blocks;
+      if (last && rest == 0) break;
+      const __m256 xv = last ? x_tail : _mm256_loadu_ps(xr + 8 * b);
+      _mm256_storeu_ps(e.data() + 8 * b, _ZGVdN8v_expf(_mm256_sub_ps(xv, m)));
+    }
+    for (size_t b = 0; b <= blocks; ++b) {
+      const bool last = b == blocks;
+      if (last && rest == 0) break;
+      const __m256 ev = last ? _mm256_and_ps(_mm256_loadu_ps(e.data() + 8 * b), tail_lanes)
+                             : _mm256_loadu_ps(e.data() + 8 * b);
+      const __m256 xv = last ? x_tail : _mm256_loadu_ps(xr + 8 * b);
+      const __m256 yv = last ? y_tail : _mm256_loadu_ps(yr + 8 * b);
+      total = _mm256_add_ps(total, ev);
+      sum_y = _mm256_add_ps(sum_y, yv);
+      dot = _mm256_fmadd_ps(yv, _mm256_sub_ps(xv, m), dot);
+    }
+    const float t = horizontal_sum(total), sy = horizontal_sum(sum_y);
+    loss[r] = -(horizontal_sum(dot) - std::log(t) * sy);
+    const __m256 scale = _mm256_set1_ps(sy / t);
+    for (size_t b = 0; b < blocks; ++b)
+      _mm256_storeu_ps(gr + 8 * b, _mm256_fmsub_ps(_mm256_loadu_ps(e.data() + 8 * b), scale, _mm256_loadu_ps(yr + 8 * b)));
+    for (size_t c = 8 * blocks; c < classes; ++c) gr[c] = e[c] * (sy / t) - yr[c];
+  }
+  return true;
+}
+#else
+bool cross_entropy_loss_grad_avx2(const float*, const float*, float*, float*, size_t, size_t) { return false; }
+#endif
 
 // CSE-Autoloss-A cls: cross-entropy against the weights w = y (1 + sin z)
 // (examples/losses/cse_autoloss_a.loss, log(softmax) as log-sum-exp).

@@ -15,6 +15,13 @@ void cse_autoloss_b_cls_loss_grad(const float* x, const float* q, const float* p
 void cross_entropy_loss_grad(const float* x, const float* y, float* loss, float* grad, size_t rows, size_t classes);
 void cse_autoloss_a_cls_loss_grad(const float* x, const float* y, const float* z, float* loss, float* grad,
                                   size_t rows, size_t classes);
+// Cross-entropy again, written with AVX2 intrinsics and libmvec's 8-lane
+// expf, one row at a time in the order the JIT's kernel takes (max, exp,
+// sums, gradient): what a person tuning this loss for the host would write,
+// the nearest baseline to the JIT's code. False (nothing written) where the
+// bench was built without AVX2, FMA or libmvec.
+bool cross_entropy_loss_grad_avx2(const float* x, const float* y, float* loss, float* grad, size_t rows,
+                                  size_t classes);
 void giou_loss_grad(const float* p, const float* g, float* loss, float* grad, size_t n);
 void cse_autoloss_b_reg_loss_grad(const float* p, const float* g, float* loss, float* grad, size_t n);
 
