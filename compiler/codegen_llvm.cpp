@@ -75,7 +75,9 @@
 //       division (the same bits; divisions are the slowest vector
 //       instructions here: sigmoid, atan, erf, erfc):
 //         tanh   Cephes tanh/tanhf: |x| + |x| x² R(x²) below 0.625, else
-//                1 - 2/(e^(2|x|) + 1); sign by copysign.
+//                1 - 2/(e^(2|x|) + 1); sign by copysign. sgdf's tanh(πa/8)
+//                takes 1 - 2e/(1 + e) with e = e^(-|πa/4|), the exp of
+//                sgdf's derivative, so that the two share it.
 //         atan   Cephes atan/atanf: reduction by tan(3π/8) and 0.66 (float:
 //                tan(π/8)) to [-0.42, 0.42], then r + r s R(s), s = r².
 //                Used by sgdf on tanh(πa/8) in [-1, 1].
@@ -458,8 +460,9 @@ class KernelBuilder {
   // tanh(x), Cephes tanh.c / tanhf.c: |x| < 0.625: |x| + |x| z R(z), z = x²
   // (R rational in double, polynomial in float); else 1 - 2 / (e^(2|x|) + 1),
   // which is exactly 1 once e^(2|x|) is large or inf. Sign by copysign, so
-  // tanh(-0) = -0 and NaN stays NaN.
-  llvm::Value* tanh(llvm::Value* x) {
+  // tanh(-0) = -0 and NaN stays NaN. A caller that has e = e^(-2|x|) passes
+  // it (sgdf): then 1 - 2e / (1 + e), the same value, also rounded once near 1.
+  llvm::Value* tanh(llvm::Value* x, llvm::Value* exp_of_minus_2ax = nullptr) {
     llvm::Value* ax = fabs(x);
     llvm::Value* z = b_.CreateFMul(ax, ax);
     llvm::Value* small;
@@ -472,8 +475,14 @@ class KernelBuilder {
       llvm::Value* q = horner(z, {1.0, 1.12811678491632931402E2, 2.23548839060100448583E3, 4.84406305325125486048E3});
       small = fmuladd(b_.CreateFMul(ax, z), b_.CreateFDiv(p, q), ax);
     }
-    llvm::Value* e = exp(b_.CreateFAdd(ax, ax));
-    llvm::Value* big = b_.CreateFSub(k(1), b_.CreateFDiv(k(2), b_.CreateFAdd(e, k(1))));
+    llvm::Value* big;
+    if (exp_of_minus_2ax) {  // 1 - 2e / (1 + e), e = e^(-2|x|): one rounding near 1, as below
+      llvm::Value* e = exp_of_minus_2ax;
+      big = b_.CreateFSub(k(1), b_.CreateFDiv(b_.CreateFAdd(e, e), b_.CreateFAdd(k(1), e)));
+    } else {
+      llvm::Value* e = exp(b_.CreateFAdd(ax, ax));
+      big = b_.CreateFSub(k(1), b_.CreateFDiv(k(2), b_.CreateFAdd(e, k(1))));
+    }
     return copysign(select(lt(ax, 0.625), small, big), x);
   }
 
@@ -705,7 +714,14 @@ class KernelBuilder {
         return half_sum(b_.CreateFDiv(u, hypot1(u)));
       }
       case Op::Sgdf: {  // ((2/π)·2·atan(tanh(π·a / 8)) + 1) / 2
-        llvm::Value* t = tanh(b_.CreateFDiv(b_.CreateFMul(k(sem::kPi), a[0]), k(8)));
+        // tanh's exponential is taken as sgdf's derivative writes it
+        // (compiler/autodiff.cpp), exp(-|π·a / 4|), in the same instructions
+        // (elementwise's Mul, Div by 4, Abs, Neg, Exp), which CSE then merges:
+        // a kernel with sgdf's gradient makes one exp where it made two. π·a / 4
+        // is twice π·a / 8 exactly: both scale π·a by a power of 2.
+        llvm::Value* x = b_.CreateFDiv(b_.CreateFMul(k(sem::kPi), a[0]), k(8));
+        llvm::Value* quarter = b_.CreateFDiv(b_.CreateFMul(k(sem::kPi), a[0]), k(4));
+        llvm::Value* t = tanh(x, exp(min(b_.CreateFNeg(fabs(quarter)), k(sem::kExpMax))));
         return half_sum(b_.CreateFMul(b_.CreateFMul(k(2 / sem::kPi), k(2)), atan(t)));
       }
       case Op::Erf: return erf(a[0]);
@@ -1822,7 +1838,8 @@ int64_t vector_lanes(DType dtype) {
 //     folded dots sum in the loop of their row's exponentials; element-wise
 //     rows without AVX-512 leave their tail to a scalar loop.
 // 12: rows of boxes emitted as vector code, their boxes transposed by shuffles.
-constexpr int kCodegenRevision = 12;
+// 13: sgdf's tanh shares the exponential of sgdf's derivative.
+constexpr int kCodegenRevision = 13;
 
 std::string compiler_version() {
   return std::string("LLVM ") + LLVM_VERSION_STRING + (host_target().libmvec ? " libmvec" : "") + " codegen " +
