@@ -38,13 +38,13 @@ void focal_loss_grad(const float* x, const float* y, float* loss, float* grad, s
 
 namespace {
 
-// The box geometry of the reg preset: I = inter(p, g), the areas, E = the
-// enclosing box's area (SPEC §3), each without its epsilon.
+// The box geometry of the reg preset (SPEC §2): I = inter(p, g),
+// U = area(p) + area(g) - I + 1e-7, E = the enclosing box's area + 1e-7.
 struct BoxPair {
   const float* b;  // pred
   const float* t;  // target
   float ix1, iy1, ix2, iy2, iw, ih, ex1, ey1, ex2, ey2, ew, eh, pw, ph;
-  float I, area_p, area_g, E;
+  float I, U, E;
   BoxPair(const float* b, const float* t) : b(b), t(t) {
     ix1 = std::max(b[0], t[0]), iy1 = std::max(b[1], t[1]);
     ix2 = std::min(b[2], t[2]), iy2 = std::min(b[3], t[3]);
@@ -54,9 +54,8 @@ struct BoxPair {
     ew = std::max(ex2 - ex1, 0.0f), eh = std::max(ey2 - ey1, 0.0f);
     pw = b[2] - b[0], ph = b[3] - b[1];
     I = iw * ih;
-    area_p = pw * ph;
-    area_g = (t[2] - t[0]) * (t[3] - t[1]);
-    E = ew * eh;
+    U = pw * ph + (t[2] - t[0]) * (t[3] - t[1]) - I + 1e-7f;
+    E = ew * eh + 1e-7f;
   }
   // d loss / d pred box from d loss / d I, d area(p) and d E (each total).
   void gradient(float dI, float d_area_p, float dE, float* d) const {
@@ -80,9 +79,7 @@ struct BoxPair {
 void giou_loss_grad(const float* p, const float* g, float* loss, float* grad, size_t n) {
   for (size_t i = 0; i < n; ++i) {
     const BoxPair box(p + 4 * i, g + 4 * i);
-    const float I = box.I;
-    const float U = box.area_p + box.area_g - I + 1e-7f;
-    const float E = box.E + 1e-7f;
+    const float I = box.I, U = box.U, E = box.E;
     loss[i] = 1 - I / U + (E - U) / E;
     // dL/dU = I/U² - 1/E, dL/dI = -1/U - dL/dU (I is also in U), dL/dE = U/E².
     const float dU = I / (U * U) - 1 / E;
@@ -95,9 +92,7 @@ void giou_loss_grad(const float* p, const float* g, float* loss, float* grad, si
 void cse_autoloss_b_reg_loss_grad(const float* p, const float* g, float* loss, float* grad, size_t n) {
   for (size_t i = 0; i < n; ++i) {
     const BoxPair box(p + 4 * i, g + 4 * i);
-    const float I = box.I;
-    const float U = box.area_p + box.area_g - I + 1e-7f;
-    const float E = box.E + 1e-7f;
+    const float I = box.I, U = box.U, E = box.E;
     const float u5 = U + 5, top = 1 + I - E;
     const float num = top / u5 + 1 + E;
     const float den = E - (U + I) / 3;
@@ -110,24 +105,29 @@ void cse_autoloss_b_reg_loss_grad(const float* p, const float* g, float* loss, f
   }
 }
 
-// Cross-entropy of each row: -Σ y (x - m - ln Σ e^(x - m)), m the row
-// maximum; its gradient softmax(x) Σ y - y.
-void cross_entropy_loss_grad(const float* x, const float* y, float* loss, float* grad, size_t rows, size_t classes) {
-  for (size_t r = 0; r < rows; ++r) {
-    const float* xr = x + r * classes;
-    const float* yr = y + r * classes;
-    float* gr = grad + r * classes;
-    const float m = *std::max_element(xr, xr + classes);
-    float total = 0, sum_y = 0, dot = 0;
-    for (size_t c = 0; c < classes; ++c) {
-      gr[c] = std::exp(xr[c] - m);
-      total += gr[c];
-      sum_y += yr[c];
-      dot += yr[c] * (xr[c] - m);
-    }
-    loss[r] = -(dot - std::log(total) * sum_y);
-    for (size_t c = 0; c < classes; ++c) gr[c] = gr[c] / total * sum_y - yr[c];
+namespace {
+
+// One row of cross-entropy against weights w: -Σ w (x - m - ln Σ e^(x - m)),
+// m the row maximum; writes its gradient softmax(x) Σ w - w to g.
+float weighted_cross_entropy(const float* x, const float* w, float* g, size_t classes) {
+  const float m = *std::max_element(x, x + classes);
+  float total = 0, sum_w = 0, dot = 0;
+  for (size_t c = 0; c < classes; ++c) {
+    g[c] = std::exp(x[c] - m);
+    total += g[c];
+    sum_w += w[c];
+    dot += w[c] * (x[c] - m);
   }
+  for (size_t c = 0; c < classes; ++c) g[c] = g[c] / total * sum_w - w[c];
+  return -(dot - std::log(total) * sum_w);
+}
+
+}  // namespace
+
+// Cross-entropy of each row against its label row y.
+void cross_entropy_loss_grad(const float* x, const float* y, float* loss, float* grad, size_t rows, size_t classes) {
+  for (size_t r = 0; r < rows; ++r)
+    loss[r] = weighted_cross_entropy(x + r * classes, y + r * classes, grad + r * classes, classes);
 }
 
 #if defined(__AVX2__) && defined(__FMA__) && defined(LOSSFORGE_BENCH_LIBMVEC)
@@ -201,21 +201,8 @@ void cse_autoloss_a_cls_loss_grad(const float* x, const float* y, const float* z
                                   size_t rows, size_t classes) {
   std::vector<float> w(classes);
   for (size_t r = 0; r < rows; ++r) {
-    const float* xr = x + r * classes;
-    const float* yr = y + r * classes;
-    const float* zr = z + r * classes;
-    float* gr = grad + r * classes;
-    const float m = *std::max_element(xr, xr + classes);
-    float total = 0, sum_w = 0, dot = 0;
-    for (size_t c = 0; c < classes; ++c) {
-      w[c] = yr[c] * (1 + std::sin(zr[c]));
-      gr[c] = std::exp(xr[c] - m);
-      total += gr[c];
-      sum_w += w[c];
-      dot += w[c] * (xr[c] - m);
-    }
-    loss[r] = -(dot - std::log(total) * sum_w);
-    for (size_t c = 0; c < classes; ++c) gr[c] = gr[c] / total * sum_w - w[c];
+    for (size_t c = 0; c < classes; ++c) w[c] = y[r * classes + c] * (1 + std::sin(z[r * classes + c]));
+    loss[r] = weighted_cross_entropy(x + r * classes, w.data(), grad + r * classes, classes);
   }
 }
 
