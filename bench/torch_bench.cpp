@@ -161,7 +161,6 @@ double deviation(const Tensor& torch_values, std::span<const float> ref) {
   return bench::deviation(std::span<const float>(t.data_ptr<float>(), size_t(t.numel())), ref);
 }
 
-
 void check(const TorchWorkload& w) {
   const size_t rows = std::min(kCheckRows, w.units);
   std::vector<Array<float>> small;

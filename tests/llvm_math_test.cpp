@@ -187,12 +187,13 @@ TEST(LlvmMath, CseAutolossBClsVectorises) {
 // e^(-|πa/4|): with the gradient the kernel calls exp once per element, not
 // twice (CSE-Autoloss-B cls: 3 vector exps, not 4), and still agrees with
 // the interpreter (the S-curve bounds above measure the forward routine).
+// Calls of libmvec's vector exp (_ZGV?N?v_exp(f)) in optimised IR; on a host
+// without libmvec, where nothing is vectorised, of the scalar llvm.exp.
 size_t exp_calls(const std::string& ir) {
+  const char* callee = ir.find("v_exp") != std::string::npos ? "v_exp" : "@llvm.exp.";
   size_t count = 0;
-  for (size_t at = ir.find("call "); at != std::string::npos; at = ir.find("call ", at + 1)) {
-    const std::string line = ir.substr(at, ir.find('\n', at) - at);
-    if (line.find("v_exp") != std::string::npos) ++count;  // libmvec's _ZGV?N?v_exp(f)
-  }
+  for (size_t at = ir.find("call "); at != std::string::npos; at = ir.find("call ", at + 1))
+    if (ir.substr(at, ir.find('\n', at) - at).find(callee) != std::string::npos) ++count;
   return count;
 }
 template <class T>
@@ -222,7 +223,6 @@ TEST(LlvmMath, SgdfAndItsDerivativeShareOneExp) {
   const Kernel kernel = gradient_kernel(loss, differentiate(loss));
   for (DType dtype : {DType::F32, DType::F64}) {
     const std::string ir = llvm_codegen::emit_ir(kernel, dtype, true);
-    if (ir.find("v_exp") == std::string::npos) GTEST_SKIP() << "no libmvec on this host: exp is not a vector call";
     EXPECT_EQ(exp_calls(ir), 1u) << ir;
   }
   const Loss cse_b = *load_module(SourceFile::read(std::string(LOSSFORGE_SOURCE_DIR) +
