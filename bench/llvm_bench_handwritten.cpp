@@ -12,7 +12,6 @@
 #include <cmath>
 #include <cstdint>
 #include <numbers>
-#include <immintrin.h>
 #include <vector>
 
 namespace lossforge::bench {
@@ -131,6 +130,8 @@ void cross_entropy_loss_grad(const float* x, const float* y, float* loss, float*
 }
 
 #if defined(__AVX2__) && defined(__FMA__) && defined(LOSSFORGE_BENCH_LIBMVEC)
+#include <immintrin.h>
+
 extern "C" __m256 _ZGVdN8v_expf(__m256);  // glibc's libmvec
 
 namespace {
@@ -185,8 +186,10 @@ bool cross_entropy_loss_grad_avx2(const float* x, const float* y, float* loss, f
     const float t = horizontal_sum(total), sy = horizontal_sum(sum_y);
     loss[r] = -(horizontal_sum(dot) - std::log(t) * sy);
     const __m256 scale = _mm256_set1_ps(sy / t);
-    for (size_t b = 0; b < blocks; ++b)
-      _mm256_storeu_ps(gr + 8 * b, _mm256_fmsub_ps(_mm256_loadu_ps(e.data() + 8 * b), scale, _mm256_loadu_ps(yr + 8 * b)));
+    for (size_t b = 0; b < blocks; ++b) {
+      const __m256 ev = _mm256_loadu_ps(e.data() + 8 * b);
+      _mm256_storeu_ps(gr + 8 * b, _mm256_fmsub_ps(ev, scale, _mm256_loadu_ps(yr + 8 * b)));
+    }
     for (size_t c = 8 * blocks; c < classes; ++c) gr[c] = e[c] * (sy / t) - yr[c];
   }
   return true;
