@@ -674,16 +674,22 @@ class KernelBuilder {
 
   // ---- element-wise semantics (compiler/semantics.hpp, op by op) ----
 
+  // The DSL's protected division and guarded exp, as elementwise emits them
+  // (sgdf's tanh also calls these, so that its exp is the same instructions
+  // as its derivative's).
+  llvm::Value* dsl_div(llvm::Value* a, llvm::Value* b) { return b_.CreateFDiv(a, b_.CreateFAdd(b, k(sem::kDivEps))); }
+  llvm::Value* dsl_exp(llvm::Value* a) { return exp(min(a, k(sem::kExpMax))); }
+
   llvm::Value* elementwise(const Node& n, const std::vector<llvm::Value*>& a) {
     switch (n.op()) {
       case Op::Add: return b_.CreateFAdd(a[0], a[1]);
       case Op::Sub: return b_.CreateFSub(a[0], a[1]);
       case Op::Mul: return b_.CreateFMul(a[0], a[1]);
-      case Op::Div: return b_.CreateFDiv(a[0], b_.CreateFAdd(a[1], k(sem::kDivEps)));
+      case Op::Div: return dsl_div(a[0], a[1]);
       case Op::Neg: return b_.CreateFNeg(a[0]);
       case Op::Pow: return pow(a[0], a[1]);
       case Op::Log: return log(b_.CreateFAdd(a[0], k(sem::kLogEps)));
-      case Op::Exp: return exp(min(a[0], k(sem::kExpMax)));
+      case Op::Exp: return dsl_exp(a[0]);
       case Op::Sqrt: return intrinsic(llvm::Intrinsic::sqrt, {a[0]});
       case Op::Abs: return fabs(a[0]);
       case Op::Sin: return intrinsic(llvm::Intrinsic::sin, {a[0]});
@@ -716,12 +722,12 @@ class KernelBuilder {
       case Op::Sgdf: {  // ((2/π)·2·atan(tanh(π·a / 8)) + 1) / 2
         // tanh's exponential is taken as sgdf's derivative writes it
         // (compiler/autodiff.cpp), exp(-|π·a / 4|), in the same instructions
-        // (elementwise's Mul, Div by 4, Abs, Neg, Exp), which CSE then merges:
-        // a kernel with sgdf's gradient makes one exp where it made two. π·a / 4
+        // (elementwise's Mul, Div, Abs, Neg, Exp), which CSE then merges: a
+        // kernel with sgdf's gradient makes one exp where it made two. π·a / 4
         // is twice π·a / 8 exactly: both scale π·a by a power of 2.
-        llvm::Value* x = b_.CreateFDiv(b_.CreateFMul(k(sem::kPi), a[0]), k(8));
-        llvm::Value* quarter = b_.CreateFDiv(b_.CreateFMul(k(sem::kPi), a[0]), k(4));
-        llvm::Value* t = tanh(x, exp(min(b_.CreateFNeg(fabs(quarter)), k(sem::kExpMax))));
+        llvm::Value* pi_a = b_.CreateFMul(k(sem::kPi), a[0]);
+        llvm::Value* e = dsl_exp(b_.CreateFNeg(fabs(dsl_div(pi_a, k(4)))));
+        llvm::Value* t = tanh(b_.CreateFDiv(pi_a, k(8)), e);
         return half_sum(b_.CreateFMul(b_.CreateFMul(k(2 / sem::kPi), k(2)), atan(t)));
       }
       case Op::Erf: return erf(a[0]);
