@@ -571,6 +571,24 @@ TEST(LlvmCodegen, RowLoopsVectorise) {
   EXPECT_NE(llvm_codegen::emit_ir(ce, DType::F32, true).find("x float>"), std::string::npos);
 }
 
+// Element-wise rows run four vectors per iteration without AVX-512 (with it
+// the vectoriser picks its own interleave for the masked loop): four vector
+// exps in exp(x)'s loop, so one vector's chain of calls is not alone in the
+// out-of-order window.
+TEST(LlvmCodegen, ElementRowsRunFourVectorsPerIteration) {
+  if (llvm_codegen::vector_lanes(DType::F32) == 16) GTEST_SKIP() << "AVX-512: the vectoriser's own interleave";
+  const Module module = load_module(SourceFile::from_text("<test>", "loss e(pred x: real) = exp(x)\n"));
+  const Loss& loss = module.losses.at(0);
+  for (DType dtype : {DType::F32, DType::F64}) {
+    const std::string ir = llvm_codegen::emit_ir(gradient_kernel(loss, differentiate(loss)), dtype, true);
+    size_t vector_exps = 0;
+    for (size_t at = ir.find("call " + vector_type(dtype)); at != std::string::npos;
+         at = ir.find("call " + vector_type(dtype), at + 1))
+      if (ir.substr(at, ir.find('(', at) - at).find("exp") != std::string::npos) ++vector_exps;
+    EXPECT_EQ(vector_exps, 4u) << ir;
+  }
+}
+
 TEST(LlvmCodegen, UnoptimisedIrIsReadable) {
   const std::string ir = llvm_codegen::emit_ir(forward_kernel(example("focal.loss", "sigmoid_focal")), DType::F64, false);
   EXPECT_NE(ir.find("define void @lossforge_kernel("), std::string::npos);
