@@ -286,7 +286,7 @@ const llvm::TargetLibraryInfoImpl& vector_math_library();  // libm -> libmvec, b
 
 class KernelBuilder {
  public:
-  KernelBuilder(llvm::Module& module, const Kernel& kernel, DType dtype)
+  KernelBuilder(llvm::Module& module, const Kernel& kernel, DType dtype, OptLevel level)
       : ctx_(module.getContext()),
         module_(module),
         kernel_(kernel),
@@ -294,6 +294,7 @@ class KernelBuilder {
         b_(ctx_),
         t_(dtype == DType::F32 ? llvm::Type::getFloatTy(ctx_) : llvm::Type::getDoubleTy(ctx_)),
         f32_(dtype == DType::F32),
+        element_vectors_(level == OptLevel::Full ? kElementVectors : 1),
         boxes_(llvm_codegen::rows_layout(kernel.loss) == Rows::Blocks ? &box_lanes(int(vector_width())) : nullptr),
         v_(boxes_ ? llvm::FixedVectorType::get(t_, unsigned(boxes_->lanes)) : t_),
         i64_(llvm::Type::getInt64Ty(ctx_)),
@@ -821,11 +822,12 @@ class KernelBuilder {
   //   (bench/README.md, session 11). Either way a row's bits do not depend
   //   on the thread count: threads take chunks of whole 256-row blocks
   //   (runtime/llvm_engine.cpp), so the remainder is the same rows.
-  //   Each iteration runs kElementVectors vectors side by side: one vector's
-  //   chain of library calls (exp, then log of it, ...) is longer than the
-  //   out-of-order window, so a lone vector leaves the core waiting on
-  //   latency; four in flight ran CSE-Autoloss-B cls 23% and focal 15%
-  //   faster (bench/README.md, session 15).
+  //   In the Full tier each iteration runs kElementVectors vectors side by
+  //   side: one vector's chain of library calls (exp, then log of it, ...)
+  //   is longer than the out-of-order window, so a lone vector leaves the
+  //   core waiting on latency; four in flight ran CSE-Autoloss-B cls 25% and
+  //   focal 15% faster. The Quick tier keeps one: four cost focal's compile
+  //   1.6x (bench/README.md, session 15).
   // Never: copies of a few rows, and the blocks of rows of boxes (their code
   //   is vector code already: row_blocks).
   llvm::MDNode* loop_hints(Vectorise hint) {
@@ -841,7 +843,7 @@ class KernelBuilder {
                              loop_hint("llvm.loop.vectorize.predicate.enable", b_.getTrue())});
         return loop_hints({loop_hint("llvm.loop.vectorize.enable", b_.getTrue()),
                            loop_hint("llvm.loop.vectorize.width", b_.getInt32(vector)),
-                           loop_hint("llvm.loop.interleave.count", b_.getInt32(kElementVectors))});
+                           loop_hint("llvm.loop.interleave.count", b_.getInt32(element_vectors_))});
       case Vectorise::Never: return loop_hints({loop_hint("llvm.loop.vectorize.enable", b_.getFalse())});
     }
     return nullptr;
@@ -1661,6 +1663,7 @@ class KernelBuilder {
   llvm::IRBuilder<> b_;
   llvm::Type* t_;  // T, as stored
   bool f32_;
+  int32_t element_vectors_;  // vectors per iteration of element-wise rows (loop_hints)
   const BoxLanes* boxes_;  // rows of boxes: a block of rows per vector, transposed so (else null)
   llvm::Type* v_;          // the type of a value: T, or a vector of T, one row per lane, for rows of boxes
   llvm::IntegerType* i64_;
@@ -1713,7 +1716,7 @@ Generated generate(const Kernel& kernel, DType dtype, OptLevel level = OptLevel:
   g.vector_code = rows_layout(kernel.loss) == Rows::Blocks;
   g.module->setTargetTriple(g.machine->getTargetTriple().str());
   g.module->setDataLayout(g.machine->createDataLayout());
-  KernelBuilder(*g.module, kernel, dtype).build();
+  KernelBuilder(*g.module, kernel, dtype, level).build();
   std::string problems;
   llvm::raw_string_ostream os(problems);
   if (llvm::verifyModule(*g.module, &os))

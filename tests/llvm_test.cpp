@@ -571,10 +571,10 @@ TEST(LlvmCodegen, RowLoopsVectorise) {
   EXPECT_NE(llvm_codegen::emit_ir(ce, DType::F32, true).find("x float>"), std::string::npos);
 }
 
-// Element-wise rows run four vectors per iteration without AVX-512 (with it
-// the vectoriser picks its own interleave for the masked loop): four vector
-// exps in exp(x)'s loop, so one vector's chain of calls is not alone in the
-// out-of-order window.
+// Element-wise rows run four vectors per iteration in the Full tier without
+// AVX-512 (with it the vectoriser picks its own interleave for the masked
+// loop): four vector exps in exp(x)'s loop, so one vector's chain of calls is
+// not alone in the out-of-order window.
 TEST(LlvmCodegen, ElementRowsRunFourVectorsPerIteration) {
   if (llvm_codegen::vector_lanes(DType::F32) == 16) GTEST_SKIP() << "AVX-512: the vectoriser's own interleave";
   const Module module = load_module(SourceFile::from_text("<test>", "loss e(pred x: real) = exp(x)\n"));
