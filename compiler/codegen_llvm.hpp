@@ -46,11 +46,13 @@ std::string emit_ir(const Kernel& kernel, DType dtype, bool optimized);
 // The optimised kernel as host assembly (for tests that look for vector code).
 std::string emit_assembly(const Kernel& kernel, DType dtype);
 // How hard LLVM works on a kernel. Both run the same vectorising passes.
-// Full: the aggressive code generator, for kernels that run on millions of
-// rows. Quick: the fast instruction selector and register allocator, about
-// half the compile time for code up to 2x slower on row-wise losses and up
-// to 15% slower on element-wise ones (bench/README.md), for kernels that run
-// a few times (CompileOptions::quick_compile in lossforge/lossforge.hpp).
+// Full: the aggressive code generator, and four vectors per iteration of
+// element-wise rows, for kernels that run on millions of rows. Quick: the
+// fast instruction selector and register allocator, one vector per
+// iteration, about half the compile time for code up to 2x slower on
+// row-wise losses and 1.3-1.7x slower on element-wise ones (bench/README.md),
+// for kernels that run a few times (CompileOptions::quick_compile in
+// lossforge/lossforge.hpp).
 // Box kernels get the fast code generator in both tiers: they run at about
 // their memory traffic either way.
 enum class OptLevel { Full, Quick };

@@ -239,9 +239,10 @@ struct CompileOptions {
   std::string preset;
   Backend backend = Backend::Auto;
   // LLVM: compile in about half the time (LLVM's fast instruction selector
-  // and register allocator) for code up to 15% slower on element-wise losses
-  // and up to 2x slower on row-wise ones; for kernels run a few times. (Box
-  // losses always get the fast code generator: it runs them as fast.)
+  // and register allocator, one vector of rows per loop iteration) for code
+  // 1.3-1.7x slower on element-wise losses and up to 2x slower on row-wise
+  // ones; for kernels run a few times. (Box losses always get the fast code
+  // generator: it runs them as fast.)
   bool quick_compile = false;
   // Names the text in diagnostics ("my_loss.loss:3:7: error: ...").
   std::string source_name = "<text>";
