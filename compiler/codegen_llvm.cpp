@@ -21,8 +21,9 @@
 //   with AVX2). Losses over real[C] vectorise inside the column loops; the
 //   others across rows:
 //     * rows of reals (focal, ...): with AVX-512 the last partial vector
-//       runs masked; without it (AVX2, whose masked stores are slow) the
-//       vector loop leaves the last rows to a scalar remainder loop;
+//       runs masked; without it (AVX2, whose masked stores are slow) four
+//       vectors per iteration (the Full tier; one in the Quick tier) and
+//       the last rows in a scalar remainder loop;
 //     * rows with boxes (GIoU, ...): blocks of one vector (16 rows, 8 in
 //       double, with AVX-512), emitted as vector code, one row per lane,
 //       the boxes transposed by shuffles (compiler/box_lanes.hpp); the last
