@@ -37,6 +37,7 @@
 #include "compiler/ops.hpp"
 #include "compiler/semantics.hpp"
 #include "interpreter_support.hpp"
+#include "llvm_ir_support.hpp"
 #include "runtime/llvm_engine.hpp"
 
 namespace lossforge::testing {
@@ -191,18 +192,10 @@ TEST(LlvmMath, CseAutolossBClsVectorises) {
 // in units of exp(x)'s kernel, one exp per element: however many vectors an
 // iteration runs and whatever the tail loop is, a kernel with k exps per
 // element has k times its calls.
-size_t exp_calls(const std::string& ir) {
-  size_t count = 0;
-  for (size_t at = ir.find("call "); at != std::string::npos; at = ir.find("call ", at + 1)) {
-    const std::string line = ir.substr(at, ir.find('\n', at) - at);
-    if (line.find("v_exp") != std::string::npos || line.find("@llvm.exp.") != std::string::npos) ++count;
-  }
-  return count;
-}
 double exps_per_element(const Loss& loss, DType dtype) {
   static const Module one_exp = load_module(SourceFile::from_text("<test>", "loss e(pred x: real) = exp(x)\n"));
   const auto calls = [dtype](const Loss& l) {
-    return exp_calls(llvm_codegen::emit_ir(gradient_kernel(l, differentiate(l)), dtype, true));
+    return calls_in_ir(llvm_codegen::emit_ir(gradient_kernel(l, differentiate(l)), dtype, true), {"v_exp", "@llvm.exp."});
   };
   return double(calls(loss)) / double(calls(one_exp.losses.at(0)));
 }
