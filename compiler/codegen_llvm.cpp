@@ -18,8 +18,11 @@
 //       the loop of Σ e^(x - m) when a is ready (rowwise, Op::Dot); and
 //       sum(-a) reads a, summed with a folded dot of a when there is one.
 //   Vectors are one register wide (vector_lanes: 16 floats with AVX-512, 8
-//   with AVX2). Losses over real[C] vectorise inside the column loops; the
-//   others across rows:
+//   with AVX2). Losses over real[C] vectorise inside their column loops,
+//   emitted as vector code (lane_blocks): whole vectors, then the last
+//   columns as one more vector, masked (or, for loops that store to output
+//   rows, moved back to end at the row's end); scratch rows are padded to
+//   whole vectors. The others vectorise across rows:
 //     * rows of reals (focal, ...): with AVX-512 the last partial vector
 //       runs masked; without it (AVX2, whose masked stores are slow) four
 //       vectors per iteration (the Full tier; one in the Quick tier) and
@@ -52,12 +55,14 @@
 // Math routines (T = float uses the f-suffixed ones)
 //   exp, log, sin, cos, pow   llvm.exp/log/sin/cos/pow intrinsics. Scalar:
 //       glibc libm (≤ 1 ulp in float and double, per glibc's error tables).
-//       In vectorised loops and box rows' vector code: glibc's libmvec
-//       variants of the vector width, AVX-512 (_ZGVeN16v_expf, _ZGVeN8v_exp,
-//       ...) where the host has it, else AVX2 (_ZGVdN8v_expf, _ZGVdN4v_exp,
-//       ...), mapped by the TargetLibraryInfo (vector_math_library) for the
-//       vectoriser and ReplaceWithVeclib (box rows' pow: called by that
-//       name, KernelBuilder::vector_pow); glibc documents them to at
+//       In vectorised loops and vector code (box rows, column loops):
+//       glibc's libmvec variants of the vector width, AVX-512
+//       (_ZGVeN16v_expf, _ZGVeN8v_exp, ...) where the host has it, else AVX2
+//       (_ZGVdN8v_expf, _ZGVdN4v_exp, ...), mapped by the TargetLibraryInfo
+//       (vector_math_library) for the vectoriser and ReplaceWithVeclib (pow
+//       of vectors: called by that name, KernelBuilder::vector_pow). Every
+//       column of a real[C] row gets the vector routine; only rows of reals
+//       leave their last rows to the scalar ones. glibc documents them to at
 //       most 4 ulp. Measured on AVX-512 (tests/llvm_math_test.cpp, the grid
 //       below): exp 3 ulp (float and double), log 4 ulp (float) and 2 ulp
 //       (double).
@@ -116,6 +121,7 @@
 //   results differ only by these few ulp (and what a formula makes of them).
 #include "compiler/codegen_llvm.hpp"
 #include "compiler/box_lanes.hpp"
+#include "compiler/value_range.hpp"
 
 #include <llvm/ADT/StringMap.h>
 #include <llvm/Analysis/TargetLibraryInfo.h>
@@ -575,7 +581,8 @@ class KernelBuilder {
     // erfc(a) = exp(-a² - 0.5625 + R/S) / a, with a² split as t² + (a-t)(a+t):
     // t is a with its low mantissa bits cleared, so t² is exact.
     llvm::Type* int_type = f32_ ? b_.getInt32Ty() : b_.getInt64Ty();
-    if (boxes_) int_type = llvm::FixedVectorType::get(int_type, unsigned(boxes_->lanes));
+    if (auto* vector = llvm::dyn_cast<llvm::FixedVectorType>(v_))
+      int_type = llvm::FixedVectorType::get(int_type, vector->getNumElements());
     llvm::Value* mask = f32_ ? llvm::ConstantInt::get(int_type, 0xffffe000u)
                              : llvm::ConstantInt::get(int_type, 0xffffffff00000000ull);
     llvm::Value* t = b_.CreateBitCast(b_.CreateAnd(b_.CreateBitCast(e.ax, int_type), mask), v_);
@@ -649,16 +656,16 @@ class KernelBuilder {
         return e < 0 ? b_.CreateFDiv(k(1), power) : power;
       }
     }
-    if (boxes_) return vector_pow(x, y);
+    if (v_->isVectorTy()) return vector_pow(x, y);
     return intrinsic(llvm::Intrinsic::pow, {x, y});
   }
-  // pow of two vectors (rows of boxes), as libmvec's function of the width.
+  // pow of two vectors (rows of boxes, column loops), as libmvec's function of the width.
   // ReplaceWithVeclib cannot map it: LLVM 16 looks a two-operand intrinsic up
   // as "llvm.pow.f32.f32" and finds nothing, and the code generator would
   // call scalar powf once per lane. Without libmvec, the intrinsic.
   llvm::Value* vector_pow(llvm::Value* x, llvm::Value* y) {
     const llvm::StringRef name = vector_math_library().getVectorizedFunction(
-        f32_ ? "llvm.pow.f32" : "llvm.pow.f64", llvm::ElementCount::getFixed(unsigned(boxes_->lanes)));
+        f32_ ? "llvm.pow.f32" : "llvm.pow.f64", llvm::cast<llvm::FixedVectorType>(v_)->getElementCount());
     if (name.empty()) return intrinsic(llvm::Intrinsic::pow, {x, y});
     llvm::FunctionCallee callee = module_.getOrInsertFunction(name, llvm::FunctionType::get(v_, {v_, v_}, false));
     if (auto* f = llvm::dyn_cast<llvm::Function>(callee.getCallee())) {
@@ -766,7 +773,7 @@ class KernelBuilder {
   // for (i = start; i < count; ++i) body, with loop-carried values; returns
   // their values after the loop (the initial ones when it runs zero times).
   using LoopBody = std::function<std::vector<llvm::Value*>(llvm::Value* i, const std::vector<llvm::Value*>& carried)>;
-  enum class Vectorise { Default, Columns, Elements, Never };
+  enum class Vectorise { Default, Elements, Never };
   static constexpr int32_t kElementVectors = 4;  // see loop_hints
   std::vector<llvm::Value*> loop(llvm::Value* start, llvm::Value* count, const std::vector<llvm::Value*>& initial,
                                  const LoopBody& body, const char* name, Vectorise hint = Vectorise::Default) {
@@ -808,13 +815,6 @@ class KernelBuilder {
   }
 
   // Loop metadata for each kind of loop.
-  // Columns: a column loop runs over one row of C values, C often not a
-  //   multiple of the vector width (81 classes). Left to the vectoriser's cost
-  //   model it interleaves 4 vectors of 8 and leaves up to 31 columns to the
-  //   scalar remainder loop, whose scalar libm exps cost as much as the vector
-  //   body at C = 81. One vector per iteration leaves at most 15 (7 in f64)
-  //   with AVX-512, 7 with AVX2. (Predicating the remainder instead was no
-  //   faster, bench/README.md.)
   // Elements: rows of reals. With AVX-512 the last partial vector runs
   //   masked (every iteration is predicated; AVX-512's masks cost nothing),
   //   without it in a scalar remainder loop: AVX2's masked stores
@@ -835,9 +835,6 @@ class KernelBuilder {
     const int32_t vector = int32_t(vector_width());
     switch (hint) {
       case Vectorise::Default: return nullptr;
-      case Vectorise::Columns:
-        return loop_hints({loop_hint("llvm.loop.vectorize.width", b_.getInt32(vector)),
-                           loop_hint("llvm.loop.interleave.count", b_.getInt32(1))});
       case Vectorise::Elements:
         if (host_target().vector_bits == 512)
           return loop_hints({loop_hint("llvm.loop.vectorize.enable", b_.getTrue()),
@@ -861,19 +858,11 @@ class KernelBuilder {
 
   // ---- per-row values ----
 
-  // Column `c` of a value inside a column loop: a real is broadcast, a real[C]
-  // is read from its row (or taken from the loop being emitted, `local`).
-  using Local = std::unordered_map<const Node*, llvm::Value*>;
-  llvm::Value* column(const Node* n, llvm::Value* c, const Local* local = nullptr) {
-    if (!n->type().is_vec()) return scalar_.at(n);
-    if (local)
-      if (auto it = local->find(n); it != local->end()) return it->second;
-    llvm::Value* value = b_.CreateLoad(t_, b_.CreateInBoundsGEP(t_, row_.at(n), c));
+  // The first column of a real[C] value (softmax's divided as it is read).
+  llvm::Value* first_column(const Node* n) {
+    llvm::Value* value = b_.CreateLoad(t_, row_.at(n));
     if (auto total = softmax_total_.find(n); total != softmax_total_.end()) return b_.CreateFDiv(value, total->second);
     return value;
-  }
-  void store_column(llvm::Value* value, llvm::Value* row, llvm::Value* c) {
-    b_.CreateStore(value, b_.CreateInBoundsGEP(t_, row, c));
   }
   llvm::Value* width_of(const Node* n) { return widths_[plan_.at(n).width_input]; }
 
@@ -884,7 +873,8 @@ class KernelBuilder {
   };
 
   // Emits the pending element-wise real[C] nodes of one width as one column
-  // loop, plus the sinks of that width.
+  // loop of vector code (lane_blocks, one host vector a block), plus the
+  // sinks of that width: values that stay in the loop live in registers.
   void flush(size_t width_input, const std::vector<Sink>& sinks = {}) {
     std::vector<const Node*> group = std::move(pending_[width_input]);
     pending_[width_input].clear();
@@ -900,22 +890,170 @@ class KernelBuilder {
       for (const Node* user : plan_.at(n).users) outside = outside || !in_group.count(user);
       stored.push_back(outside);
     }
-    llvm::Value* width = widths_[width_input];
-    loop(index(0), width, {},
-         [&](llvm::Value* c, const std::vector<llvm::Value*>&) {
-           Local local;
-           for (size_t g = 0; g < group.size(); ++g) {
-             const Node* n = group[g];
-             std::vector<llvm::Value*> args;
-             for (const Expr& a : n->args()) args.push_back(column(a.get(), c, &local));
-             llvm::Value* v = elementwise(*n, args);
-             local[n] = v;
-             if (stored[g]) store_column(v, row_.at(n), c);
-           }
-           for (const Sink& s : sinks) store_column(column(s.node, c, &local), s.row, c);
-           return std::vector<llvm::Value*>{};
-         },
-         "cols", Vectorise::Columns);
+    const GuardedProducts guarded = guarded_products(group, stored, sunk);
+    const VectorCode vector_code(*this);
+    lane_blocks(widths_[width_input], vector_code.lanes, {},
+                [&](const Block& block, const std::vector<llvm::Value*>& none) {
+                  std::unordered_map<const Node*, llvm::Value*> local;
+                  const auto value = [&](const Node* n) {
+                    auto it = local.find(n);
+                    return it != local.end() ? it->second : block_of(n, block);
+                  };
+                  const auto emit = [&](const Node* n) {
+                    std::vector<llvm::Value*> args;
+                    for (const Expr& a : n->args()) args.push_back(value(a.get()));
+                    return local[n] = elementwise(*n, args);
+                  };
+                  for (size_t g = 0; g < group.size(); ++g) {
+                    const Node* n = group[g];
+                    if (guarded.factor_nodes.count(n)) continue;  // emitted by their product
+                    auto product = guarded.products.find(n);
+                    llvm::Value* v = product == guarded.products.end()
+                                         ? emit(n)
+                                         : local[n] = guarded_product(n, product->second, value, emit);
+                    if (stored[g]) store_block(v, row_.at(n), block.c);
+                  }
+                  for (const Sink& s : sinks) store_lanes(value(s.node), s.row, block);
+                  return none;
+                },
+                "cols", sinks.empty() ? LastBlock::Masked : LastBlock::MovedBack);
+  }
+
+  // ---- products that skip their factor where the weight is zero ----
+  //
+  // a * f, where f costs library calls and is finite and never negative
+  // wherever its inputs are finite, is a itself (bit for bit, ±0 kept) when
+  // a is ±0: a block whose a lanes are all zero and whose inputs below f are
+  // all finite skips f. Multi-class weights are one-hot rows (CSE-Autoloss-A:
+  // Y (1 + sin Z), 80 of 81 sines multiplied by zero): such a row computes f
+  // in one block of ten (bench/README.md, session 16).
+  struct GuardedProduct {
+    const Node* weight;                // a
+    std::vector<const Node*> factor;   // f and the nodes only it reads, in the group's order
+    std::vector<const Node*> inputs;   // the real[C] inputs below them
+  };
+  struct GuardedProducts {
+    std::unordered_map<const Node*, GuardedProduct> products;
+    std::unordered_set<const Node*> factor_nodes;
+  };
+  GuardedProducts guarded_products(const std::vector<const Node*>& group, const std::vector<bool>& stored,
+                                   const std::unordered_set<const Node*>& sunk) {
+    GuardedProducts out;
+    std::unordered_map<const Node*, size_t> position;
+    for (size_t g = 0; g < group.size(); ++g) position[group[g]] = g;
+    for (size_t g = 0; g < group.size(); ++g) {
+      const Node* n = group[g];
+      if (n->op() != Op::Mul) continue;
+      for (size_t side : {1, 0}) {
+        std::optional<GuardedProduct> product = guard_of(n, side, group, position, stored, sunk, out.factor_nodes);
+        if (!product) continue;
+        for (const Node* f : product->factor) out.factor_nodes.insert(f);
+        out.products.emplace(n, std::move(*product));
+        break;
+      }
+    }
+    return out;
+  }
+  // The guard of product n with factor n->arg(side), if it qualifies.
+  std::optional<GuardedProduct> guard_of(const Node* n, size_t side, const std::vector<const Node*>& group,
+                                         const std::unordered_map<const Node*, size_t>& position,
+                                         const std::vector<bool>& stored, const std::unordered_set<const Node*>& sunk,
+                                         const std::unordered_set<const Node*>& taken) {
+    const Node* weight = n->arg(1 - side).get();
+    const Node* factor = n->arg(side).get();
+    if (!weight->type().is_vec() || factor == weight) return std::nullopt;
+    // The factor's nodes: in this loop, stored nowhere, read only by the
+    // product or by each other (decided users first: reverse group order).
+    std::unordered_set<const Node*> nodes;
+    const auto exclusive = [&](const Node* x, bool first) {
+      auto at = position.find(x);
+      if (at == position.end() || stored[at->second] || sunk.count(x) || taken.count(x)) return false;
+      const std::vector<const Node*>& users = plan_.at(x).users;
+      return !users.empty() && std::all_of(users.begin(), users.end(), [&](const Node* u) {
+        return first ? u == n : nodes.count(u) > 0;
+      });
+    };
+    if (!exclusive(factor, true)) return std::nullopt;
+    nodes.insert(factor);
+    for (size_t g = position.at(factor); g-- > 0;)
+      if (group[g] != weight && exclusive(group[g], false)) nodes.insert(group[g]);
+    GuardedProduct product{weight, {}, {}};
+    bool calls = false;
+    const double largest = f32_ ? double(std::numeric_limits<float>::max()) : std::numeric_limits<double>::max();
+    for (const Node* x : group) {
+      if (!nodes.count(x)) continue;
+      if (x->op() == Op::Div) return std::nullopt;  // divides by zero at b = -1e-20, which value_range leaves out
+      calls = calls || op_calls_library(x->op());
+      const ValueRange& range = ranges_(Expr::share(x));
+      if (!range.finite() || std::max(-range.lo, range.hi) > largest) return std::nullopt;
+      for (const Expr& a : x->args()) {
+        const Node* leaf = a.get();
+        if (nodes.count(leaf)) continue;
+        if (leaf->op() == Op::Input && leaf->type().is_vec()) {
+          if (std::find(product.inputs.begin(), product.inputs.end(), leaf) == product.inputs.end())
+            product.inputs.push_back(leaf);
+        } else if (leaf->op() != Op::Const) {
+          return std::nullopt;  // a value whose range rests on inputs this block does not check
+        }
+      }
+      product.factor.push_back(x);
+    }
+    if (!calls || ranges_(Expr::share(factor)).lo < 0 || !never_negative_zero(*factor)) return std::nullopt;
+    return product;
+  }
+  // Ops whose code calls libm or libmvec, or is as long as such a call.
+  static bool op_calls_library(Op op) {
+    switch (op) {
+      case Op::Exp:
+      case Op::Log:
+      case Op::Sin:
+      case Op::Cos:
+      case Op::Pow:
+      case Op::Tanh:
+      case Op::Softplus:
+      case Op::Sigmoid:
+      case Op::Serf:
+      case Op::Salf:
+      case Op::Sgdf:
+      case Op::Erf:
+      case Op::Erfc: return true;
+      default: return false;
+    }
+  }
+  // Whether n's value is never -0 (then a non-negative value is +0 or more,
+  // and a * n keeps a's sign of zero). Round to nearest makes x + y -0 only
+  // when both are.
+  static bool never_negative_zero(const Node& n) {
+    switch (n.op()) {
+      case Op::Const: return !std::signbit(n.value());
+      case Op::Add: return never_negative_zero(*n.arg(0)) || never_negative_zero(*n.arg(1));
+      case Op::Exp:
+      case Op::Abs: return true;
+      default: return false;
+    }
+  }
+  // a, where its lanes are all ±0 and the factor's inputs all finite; else a * f.
+  template <class Value, class Emit>
+  llvm::Value* guarded_product(const Node* n, const GuardedProduct& product, const Value& value, const Emit& emit) {
+    llvm::Value* weight = value(product.weight);
+    llvm::Value* skip = b_.CreateAndReduce(b_.CreateFCmpOEQ(weight, k(0)));
+    for (const Node* input : product.inputs)  // value_range's assumption, |x| <= kInputBound (false for NaN)
+      skip = b_.CreateAnd(skip, b_.CreateAndReduce(b_.CreateFCmpOLE(fabs(value(input)), k(kInputBound))));
+    llvm::Function* f = b_.GetInsertBlock()->getParent();
+    llvm::BasicBlock* before = b_.GetInsertBlock();
+    llvm::BasicBlock* compute = llvm::BasicBlock::Create(ctx_, "factor", f);
+    llvm::BasicBlock* done = llvm::BasicBlock::Create(ctx_, "factor.done", f);
+    b_.CreateCondBr(skip, done, compute);
+    b_.SetInsertPoint(compute);
+    for (const Node* x : product.factor) emit(x);
+    llvm::Value* full = emit(n);
+    llvm::BasicBlock* compute_end = b_.GetInsertBlock();
+    b_.CreateBr(done);
+    b_.SetInsertPoint(done);
+    llvm::PHINode* phi = b_.CreatePHI(weight->getType(), 2);
+    phi->addIncoming(weight, before);
+    phi->addIncoming(full, compute_end);
+    return phi;
   }
   bool is_root(const Node* n) const { return root_set_.count(n) > 0; }
 
@@ -924,6 +1062,129 @@ class KernelBuilder {
     for (size_t i = 0; i < n->args().size(); ++i)
       if (const Node* a = read_row(n, i); pending_set_.count(a)) flush(plan_.at(a).width_input);
   }
+
+  // ---- rows of real[C] in blocks of lanes ----
+  //
+  // Column loops are explicit vector code, not scalar loops left to the
+  // vectoriser: the last columns of a row (81 classes: one) run as one more
+  // vector under a mask where the vectoriser's remainder ran scalar libm
+  // calls; cross-entropy at 21 classes took 0.72x the time (bench/README.md,
+  // session 16).
+
+  // Columns c..c+lanes-1 of a row; `mask` (null for a whole block) marks the
+  // lanes inside the row.
+  struct Block {
+    llvm::Value* c;
+    llvm::Value* mask;
+    unsigned lanes;
+  };
+  // Columns [0, width) of a row, `lanes` a block: body(block, carried) for
+  // each whole block from column 0, then, when the width is not a multiple
+  // of `lanes`, once more for the last columns:
+  //   Masked: under a mask (loads under it; scratch rows are padded to whole
+  //     blocks, so stores to them need none);
+  //   MovedBack: for loops without carried values that store to output rows:
+  //     a whole block moved back to end at the width (its first columns
+  //     computed and stored again, the same values), masked only in rows
+  //     narrower than a block. AVX2's masked store (vmaskmovps) is microcode
+  //     on AMD's Zen cores: stored under a mask, cross-entropy's gradient
+  //     ran 7% slower at 81 classes.
+  // Returns the carried values after the last block.
+  enum class LastBlock { Masked, MovedBack };
+  using BlockBody = std::function<std::vector<llvm::Value*>(const Block&, const std::vector<llvm::Value*>& carried)>;
+  std::vector<llvm::Value*> lane_blocks(llvm::Value* width, unsigned lanes, const std::vector<llvm::Value*>& initial,
+                                        const BlockBody& body, const char* name,
+                                        LastBlock last_block = LastBlock::Masked) {
+    llvm::Value* shift = index(int64_t(llvm::Log2_32(lanes)));
+    llvm::Value* blocks = b_.CreateLShr(width, shift);
+    const std::vector<llvm::Value*> whole =
+        loop(index(0), blocks, initial,
+             [&](llvm::Value* block, const std::vector<llvm::Value*>& carried) {
+               return body(Block{b_.CreateShl(block, shift, "", true, true), nullptr, lanes}, carried);
+             },
+             name);
+    llvm::Value* full = b_.CreateShl(blocks, shift);
+    llvm::Value* rest = b_.CreateSub(width, full);
+    llvm::Function* f = b_.GetInsertBlock()->getParent();
+    llvm::BasicBlock* before = b_.GetInsertBlock();
+    llvm::BasicBlock* last = llvm::BasicBlock::Create(ctx_, std::string(name) + ".last", f);
+    llvm::BasicBlock* done = llvm::BasicBlock::Create(ctx_, std::string(name) + ".last.done", f);
+    b_.CreateCondBr(b_.CreateICmpNE(rest, index(0)), last, done);
+    b_.SetInsertPoint(last);
+    if (last_block == LastBlock::MovedBack) {
+      if (!initial.empty()) throw std::logic_error("codegen: a block moved back would carry its columns twice");
+      llvm::BasicBlock* back = llvm::BasicBlock::Create(ctx_, std::string(name) + ".back", f);
+      llvm::BasicBlock* narrow = llvm::BasicBlock::Create(ctx_, std::string(name) + ".narrow", f);
+      b_.CreateCondBr(b_.CreateICmpUGE(width, index(lanes)), back, narrow);
+      b_.SetInsertPoint(back);
+      body(Block{b_.CreateSub(width, index(lanes)), nullptr, lanes}, {});
+      b_.CreateBr(done);
+      b_.SetInsertPoint(narrow);
+    }
+    llvm::Value* mask = b_.CreateICmpULT(lane_indices(lanes), b_.CreateVectorSplat(lanes, rest));
+    const std::vector<llvm::Value*> after = body(Block{full, mask, lanes}, whole);
+    llvm::BasicBlock* last_end = b_.GetInsertBlock();
+    b_.CreateBr(done);
+    b_.SetInsertPoint(done);
+    std::vector<llvm::Value*> out;
+    for (size_t k = 0; k < whole.size(); ++k) {
+      llvm::PHINode* phi = b_.CreatePHI(whole[k]->getType(), 2);
+      phi->addIncoming(whole[k], before);
+      phi->addIncoming(after[k], last_end);
+      out.push_back(phi);
+    }
+    return out;
+  }
+  llvm::Constant* lane_indices(unsigned lanes) {
+    std::vector<llvm::Constant*> indices;
+    for (unsigned l = 0; l < lanes; ++l) indices.push_back(llvm::ConstantInt::get(i64_, l));
+    return llvm::ConstantVector::get(indices);
+  }
+  // A block of a row in memory.
+  llvm::Value* load_block(llvm::Value* row, const Block& block) {
+    llvm::Type* vector = llvm::FixedVectorType::get(t_, block.lanes);
+    llvm::Value* at = b_.CreateInBoundsGEP(t_, row, block.c);
+    if (!block.mask) return b_.CreateAlignedLoad(vector, at, align());
+    return b_.CreateMaskedLoad(vector, at, align(), block.mask, llvm::Constant::getNullValue(vector));
+  }
+  // A block of a value: a real broadcast, a real[C] read from its row (softmax's divided as it is read).
+  llvm::Value* block_of(const Node* n, const Block& block) {
+    if (!n->type().is_vec()) return b_.CreateVectorSplat(block.lanes, scalar_.at(n));
+    llvm::Value* lanes = load_block(row_.at(n), block);
+    if (auto total = softmax_total_.find(n); total != softmax_total_.end())
+      return b_.CreateFDiv(lanes, b_.CreateVectorSplat(block.lanes, total->second));
+    return lanes;
+  }
+  // A block to a scratch row, padded to whole blocks (padded()): the last
+  // block's lanes past the width land in the padding.
+  void store_block(llvm::Value* lanes, llvm::Value* scratch_row, llvm::Value* c) {
+    b_.CreateAlignedStore(lanes, b_.CreateInBoundsGEP(t_, scratch_row, c), align());
+  }
+  // A block to an output row: the last block under its mask.
+  void store_lanes(llvm::Value* lanes, llvm::Value* row, const Block& block) {
+    llvm::Value* at = b_.CreateInBoundsGEP(t_, row, block.c);
+    if (block.mask) b_.CreateMaskedStore(lanes, at, align(), block.mask);
+    else b_.CreateAlignedStore(lanes, at, align());
+  }
+  // Element-wise code (elementwise, k, intrinsic) on vectors of one host
+  // register, one column a lane, while it lives: the column loops of rows of
+  // real[C], whose other code is scalar.
+  class VectorCode {
+   public:
+    explicit VectorCode(KernelBuilder& builder)
+        : lanes(unsigned(builder.vector_width())), builder_(builder), scalar_(builder.v_) {
+      builder.v_ = llvm::FixedVectorType::get(builder.t_, lanes);
+    }
+    ~VectorCode() { builder_.v_ = scalar_; }
+    VectorCode(const VectorCode&) = delete;
+    VectorCode& operator=(const VectorCode&) = delete;
+
+    const unsigned lanes;  // columns a block
+
+   private:
+    KernelBuilder& builder_;
+    llvm::Type* scalar_;
+  };
 
   // ---- row reductions, in sem::row_sum_of's lane order ----
   // Element c goes to lane c % 8 of an 8-wide accumulator: whole blocks of 8
@@ -949,16 +1210,12 @@ class KernelBuilder {
         acc[k] = mask ? b_.CreateSelect(mask, step(acc[k], v[k]), acc[k]) : step(acc[k], v[k]);
       return acc;
     };
-    llvm::Value* blocks = b_.CreateLShr(width, index(3));
-    std::vector<llvm::Value*> acc = loop(index(0), blocks, initial,
-                                         [&](llvm::Value* block, const std::vector<llvm::Value*>& carried) {
-                                           return add_terms(carried, b_.CreateShl(block, index(3), "", true, true),
-                                                            nullptr);
-                                         },
-                                         name);
-    llvm::Value* full = b_.CreateShl(blocks, index(3));
-    llvm::Value* rest = b_.CreateVectorSplat(8, b_.CreateSub(width, full));
-    acc = add_terms(acc, full, b_.CreateICmpULT(llvm::ConstantVector::get(lane_indices()), rest));
+    const std::vector<llvm::Value*> acc = lane_blocks(
+        width, unsigned(sem::kRowLanes), initial,
+        [&](const Block& block, const std::vector<llvm::Value*>& carried) {
+          return add_terms(carried, block.c, block.mask);
+        },
+        name);
     std::vector<llvm::Value*> out;
     for (llvm::Value* a : acc) {
       for (int half = 4; half > 0; half /= 2) {
@@ -973,24 +1230,12 @@ class KernelBuilder {
     }
     return out;
   }
-  std::vector<llvm::Constant*> lane_indices() {
-    std::vector<llvm::Constant*> lanes;
-    for (int l = 0; l < 8; ++l) lanes.push_back(llvm::ConstantInt::get(i64_, l));
-    return lanes;
-  }
-  // Columns c..c+7 of a row (a real is broadcast); `mask` limits the loads to the row.
+  // Columns c..c+7 of a row or a value (as load_block, block_of); `mask` limits the loads to the row.
   llvm::Value* lanes_of(llvm::Value* row, llvm::Value* c, llvm::Value* mask) {
-    llvm::Type* vector = llvm::FixedVectorType::get(t_, 8);
-    llvm::Value* at = b_.CreateInBoundsGEP(t_, row, c);
-    if (!mask) return b_.CreateAlignedLoad(vector, at, align());
-    return b_.CreateMaskedLoad(vector, at, align(), mask, llvm::Constant::getNullValue(vector));
+    return load_block(row, Block{c, mask, unsigned(sem::kRowLanes)});
   }
   llvm::Value* lanes_of(const Node* n, llvm::Value* c, llvm::Value* mask) {
-    if (!n->type().is_vec()) return b_.CreateVectorSplat(8, scalar_.at(n));
-    llvm::Value* lanes = lanes_of(row_.at(n), c, mask);
-    if (auto total = softmax_total_.find(n); total != softmax_total_.end())
-      return b_.CreateFDiv(lanes, b_.CreateVectorSplat(8, total->second));
-    return lanes;
+    return block_of(n, Block{c, mask, unsigned(sem::kRowLanes)});
   }
   LaneStep lane_add() {
     return [this](llvm::Value* acc, llvm::Value* v) { return b_.CreateFAdd(acc, v); };
@@ -999,7 +1244,7 @@ class KernelBuilder {
   // The row maximum, as sem::row_max: every lane starts at x[0] and takes v when v > lane.
   llvm::Value* row_max(const Node* x, llvm::Value* width) {
     return lane_reduce(
-        width, b_.CreateVectorSplat(8, column(x, index(0))),
+        width, b_.CreateVectorSplat(8, first_column(x)),
         [&](llvm::Value* c, llvm::Value* mask) { return lanes_of(x, c, mask); },
         [this](llvm::Value* acc, llvm::Value* v) { return b_.CreateSelect(b_.CreateFCmpOGT(v, acc), v, acc); },
         "max");
@@ -1023,13 +1268,21 @@ class KernelBuilder {
   // out[i] = exp(x[i] - m); returns Σ out[i]. The sums of the dots folded
   // with log_softmax(x) whose weights are ready share the loop of Σ out[i]
   // (they need m alone): cross-entropy makes one loop over its row fewer.
+  // The exps are a loop of their own, not part of the sums' loop: the libmvec
+  // call clobbers every vector register, and the accumulators went through
+  // the stack around it (cross-entropy 1.27x slower; bench/README.md, session 16).
   llvm::Value* shifted_exps(const Node* x, llvm::Value* m, llvm::Value* out, llvm::Value* width) {
-    loop(index(0), width, {},
-         [&](llvm::Value* c, const std::vector<llvm::Value*>&) {
-           store_column(exp(b_.CreateFSub(column(x, c), m)), out, c);
-           return std::vector<llvm::Value*>{};
-         },
-         "exp", Vectorise::Columns);
+    {
+      const VectorCode vector_code(*this);
+      llvm::Value* shift = b_.CreateVectorSplat(vector_code.lanes, m);
+      lane_blocks(
+          width, vector_code.lanes, {},
+          [&](const Block& block, const std::vector<llvm::Value*>& none) {
+            store_block(exp(b_.CreateFSub(block_of(x, block), shift)), out, block.c);
+            return none;
+          },
+          "exp");
+    }
     std::vector<FoldedDot> riders;
     for (const Node* log_softmax : order_)  // not dot_only_'s order: the same code every time
       if (dot_only_.count(log_softmax) && log_softmax->arg(0).get() == x)
@@ -1113,12 +1366,16 @@ class KernelBuilder {
           log_softmax_parts_[n] = LogSoftmaxParts{m, log_total};
           return;
         }
-        loop(index(0), width, {},
-             [&](llvm::Value* c, const std::vector<llvm::Value*>&) {
-               store_column(b_.CreateFSub(b_.CreateFSub(column(x, c), m), log_total), y, c);
-               return std::vector<llvm::Value*>{};
-             },
-             "log_softmax", Vectorise::Columns);
+        const VectorCode vector_code(*this);
+        llvm::Value* shift = b_.CreateVectorSplat(vector_code.lanes, m);
+        llvm::Value* log_total_lanes = b_.CreateVectorSplat(vector_code.lanes, log_total);
+        lane_blocks(
+            width, vector_code.lanes, {},
+            [&](const Block& block, const std::vector<llvm::Value*>& none) {
+              store_block(b_.CreateFSub(b_.CreateFSub(block_of(x, block), shift), log_total_lanes), y, block.c);
+              return none;
+            },
+            "log_softmax");
         return;
       }
       case Op::Logsumexp: {
@@ -1430,7 +1687,7 @@ class KernelBuilder {
     llvm::Value* offset = index(0);
     for (size_t s = 0; s < scratch_inputs_.size(); ++s) {
       scratch_rows_.push_back(b_.CreateInBoundsGEP(t_, scratch, offset));
-      offset = b_.CreateAdd(offset, widths_[scratch_inputs_[s]]);
+      offset = b_.CreateAdd(offset, padded(widths_[scratch_inputs_[s]]));
     }
     for (const Node* n : order_) {
       const NodePlan& p = plan_.at(n);
@@ -1443,7 +1700,7 @@ class KernelBuilder {
         logsumexp_row_[n] = b_.CreateInBoundsGEP(t_, scratch, offset);
         const size_t w = plan_.at(n->arg(0).get()).width_input;
         scratch_inputs_.push_back(w);
-        offset = b_.CreateAdd(offset, widths_[w]);
+        offset = b_.CreateAdd(offset, padded(widths_[w]));
       }
     for (const Node* n : order_)
       if (plan_.at(n).uniform) emit_uniform(n, param_values);
@@ -1645,6 +1902,12 @@ class KernelBuilder {
     return entry.CreateAlloca(t_, index(values));
   }
 
+  // A scratch row's length: its width rounded up to whole blocks of element-wise code (store_block).
+  llvm::Value* padded(llvm::Value* width) {
+    const int64_t lanes = vector_width();
+    return b_.CreateAnd(b_.CreateAdd(width, index(lanes - 1)), index(-lanes));
+  }
+
   // int64_t lossforge_scratch_size(const int64_t* widths)
   void build_scratch_size() {
     llvm::Function* f = llvm::Function::Create(llvm::FunctionType::get(i64_, {ptr_}, false),
@@ -1653,7 +1916,7 @@ class KernelBuilder {
     b_.SetInsertPoint(llvm::BasicBlock::Create(ctx_, "entry", f));
     llvm::Value* total = index(0);
     for (size_t input : scratch_inputs_)
-      total = b_.CreateAdd(total, b_.CreateLoad(i64_, b_.CreateInBoundsGEP(i64_, f->getArg(0), index(int64_t(input)))));
+      total = b_.CreateAdd(total, padded(b_.CreateLoad(i64_, b_.CreateInBoundsGEP(i64_, f->getArg(0), index(int64_t(input))))));
     b_.CreateRet(total);
   }
 
@@ -1690,7 +1953,8 @@ class KernelBuilder {
   std::unordered_map<const Node*, llvm::Value*> early_sums_;  // sum/mean nodes summed ahead, current row
   std::unordered_map<const Node*, std::vector<llvm::Value*>> folded_sums_;  // folded dots summed ahead, current row
   size_t current_position_ = 0;  // in order_, of the node being emitted
-  std::unordered_map<const Node*, llvm::Value*> softmax_total_;  // softmax(x) -> Σ e^(x - m), current row
+  std::unordered_map<const Node*, llvm::Value*> softmax_total_;
+  RangeAnalysis ranges_;  // of nodes, for guarded products  // softmax(x) -> Σ e^(x - m), current row
   std::unordered_set<const Node*> dot_only_;  // log_softmax nodes read by dots alone
   struct LogSoftmaxParts {
     llvm::Value* max;
@@ -1856,7 +2120,9 @@ int64_t vector_lanes(DType dtype) {
 // 12: rows of boxes emitted as vector code, their boxes transposed by shuffles.
 // 13: sgdf's tanh shares the exponential of sgdf's derivative.
 // 14: element-wise rows four vectors per iteration.
-constexpr int kCodegenRevision = 14;
+// 15: column loops of real[C] rows emitted as vector code to the last column;
+//     scratch rows padded to whole vectors.
+constexpr int kCodegenRevision = 15;
 
 std::string compiler_version() {
   return std::string("LLVM ") + LLVM_VERSION_STRING + (host_target().libmvec ? " libmvec" : "") + " codegen " +

@@ -14,6 +14,8 @@
 #if LOSSFORGE_HAVE_LLVM
 
 #include <algorithm>
+#include <array>
+#include <bit>
 #include <cctype>
 #include <cmath>
 #include <cstdlib>
@@ -36,6 +38,7 @@
 #include "compiler/frontend.hpp"
 #include "compiler/presets.hpp"
 #include "compiler/print.hpp"
+#include "compiler/simplify.hpp"
 #include "interpreter_support.hpp"
 #include "llvm_ir_support.hpp"
 #include "runtime/input_check.hpp"
@@ -45,17 +48,17 @@
 namespace lossforge::testing {
 namespace {
 
-constexpr size_t kWidth = 5;  // every real[C] in these tests: odd, not a vector width
+constexpr size_t kWidth = 5;  // real[C] in these tests unless they say: odd, narrower than a vector
 
 // Random rows for each input of a loss: reals in [-3, 3] with some exact
-// zeros and ties between inputs (the kinks), rows of kWidth, proper boxes
-// that mostly overlap, some touching or apart.
-Batch<double> random_batch(const Loss& loss, size_t rows, Rng& rng) {
+// zeros and ties between inputs (the kinks), real[C] rows of `width`, proper
+// boxes that mostly overlap, some touching or apart.
+Batch<double> random_batch(const Loss& loss, size_t rows, Rng& rng, size_t width_of_vecs = kWidth) {
   Batch<double> batch;
   for (const LossInput& in : loss.inputs) {
     const size_t width = in.type.is_real() ? 1
                          : in.type.is_box() ? 4
-                                            : numeric_width(in.type.width()).value_or(kWidth);
+                                            : numeric_width(in.type.width()).value_or(width_of_vecs);
     Array<double> a(rows, width);
     for (size_t r = 0; r < rows; ++r) {
       if (in.type.is_box()) {
@@ -430,8 +433,11 @@ void check_random_candidates(bool gradients, llvm_codegen::OptLevel level = llvm
       const Kernel kernel = gradients ? gradient_kernel(loss, differentiate(loss)) : forward_kernel(loss);
       const CompiledLoss compiled = CompiledLoss::compile(kernel, options_for<T>(gradients, 1, level));
       // 1 to 40 rows: short ranges (padded box blocks, a lone partial vector)
-      // as well as whole and overlapped blocks.
-      const Batch<T> batch = as<T>(random_batch(loss, 1 + (i * 7) % 40, rng));
+      // as well as whole and overlapped blocks. Rows of real[C] narrower than
+      // a vector, of whole vectors, and of whole vectors and a part (the
+      // column loops' masked, whole and moved-back last blocks).
+      const size_t width = std::array<size_t, 4>{kWidth, 21, 16, 1}[i % 4];
+      const Batch<T> batch = as<T>(random_batch(loss, 1 + (i * 7) % 40, rng, width));
       EvalOptions eval;
       eval.gradients = gradients;
       EXPECT_TRUE(same_evaluation(compiled.evaluate<T>(batch, eval), interpret_roots<T>(kernel, batch),
@@ -584,6 +590,31 @@ TEST(LlvmCodegen, ElementRowsRunFourVectorsPerIteration) {
     } else {
       EXPECT_EQ(tail, 1u) << ir;
       EXPECT_EQ(vector, 4 * tail) << ir;
+    }
+  }
+}
+
+// Rows of real[C] run their column loops as vector code to the last column:
+// the columns past the whole vectors (81 classes: one) are one more vector,
+// not a scalar remainder calling libm's scalar routines. CSE-Autoloss-A as
+// written (log of softmax, the weights' sines) and cross-entropy call exp,
+// log and sin as vector routines only; the scalar routine left is the log
+// of each row's Σ e^(x - m), which log_softmax takes once per row.
+TEST(LlvmCodegen, ColumnLoopsCallOnlyVectorMath) {
+  const Loss cse = example("cse_autoloss_a.loss", "cse_autoloss_a_cls");
+  const Loss ce = example("cross_entropy.loss", "cross_entropy");
+  for (DType dtype : {DType::F32, DType::F64}) {
+    const std::string scalar = dtype == DType::F32 ? "float @" : "double @";
+    const auto scalar_calls = [&](const std::string& ir, std::initializer_list<const char*> routines) {
+      size_t count = 0;
+      for (std::string routine : routines) count += calls_in_ir(ir, {scalar + "llvm." + routine + ".", scalar + routine});
+      return count;
+    };
+    for (const Loss* loss : {&cse, &ce}) {
+      const std::string ir = llvm_codegen::emit_ir(gradient_kernel(*loss, differentiate(*loss)), dtype, true);
+      EXPECT_EQ(scalar_calls(ir, {"exp", "sin"}), 0u) << ir;
+      EXPECT_EQ(scalar_calls(ir, {"log"}), loss == &ce ? 1u : 0u) << ir;
+      EXPECT_GE(calls_in_ir(ir, {"> @_ZGV", "> @llvm.exp.v", "> @llvm.sin.v"}), 2u) << ir;
     }
   }
 }
@@ -863,6 +894,79 @@ TEST(LlvmKernel, IntegerPowersAreMultiplications) {
     check_integer_powers<float>(text);
     check_integer_powers<double>(text);
   }
+}
+
+// y * (1 + sin z) skips the sine in blocks where y is all ±0 and z finite
+// (compiler/codegen_llvm.cpp, guarded products): the product is then y, bit
+// for bit. The gradient of sum(x * w) by x is w itself, so its sign of zero
+// and its NaN show. Where y is ±0, w must be IEEE's y * (1 + sin z) exactly
+// (±0 with y's sign, NaN beside an infinite or NaN z, whatever sine routine
+// computes it): in one-hot rows, a row of -0, and zeros beside a NaN, an
+// infinity and a huge z (which the guard sends to the sine). 21 columns:
+// whole vectors and a last block. The rest agrees with the interpreter.
+template <class T>
+void check_guarded_products(const Loss& loss) {
+  const DType dtype = std::is_same_v<T, float> ? DType::F32 : DType::F64;
+  const Kernel kernel = gradient_kernel(loss, differentiate(loss));
+  EXPECT_NE(llvm_codegen::emit_ir(kernel, dtype, false).find("\nfactor:"), std::string::npos);
+  constexpr size_t kRows = 6, kColumns = 21;
+  Rng rng(29);
+  Batch<double> batch = random_batch(loss, kRows, rng, kColumns);
+  Array<double>& y = batch[1];
+  Array<double>& z = batch[2];
+  for (size_t r = 0; r < kRows; ++r)
+    for (size_t c = 0; c < kColumns; ++c) y.row(r)[c] = r == 2 ? -0.0 : (r == 0 && c == 3) || (r == 5 && c == 20) ? 1 : 0;
+  z.row(1)[2] = std::numeric_limits<double>::quiet_NaN();
+  z.row(3)[10] = std::numeric_limits<double>::infinity();
+  z.row(4)[17] = 1e20;
+  const Batch<T> data = as<T>(batch);
+  EvalOptions options;
+  options.gradients = true;
+  const CompiledLoss compiled = CompiledLoss::compile(kernel, options_for<T>(true));
+  const Evaluation<T> actual = compiled.evaluate<T>(data, options);
+  EXPECT_TRUE(same_evaluation(actual, interpret_roots<T>(kernel, data), loss.name));
+  for (size_t i = 0; i < kRows * kColumns; ++i) {
+    const T y_i = data[1].data[i], z_i = data[2].data[i];
+    if (y_i != 0) continue;
+    const T got = actual.grads[0].data[i], want = y_i * (T(1) + std::sin(z_i));
+    using Bits = std::conditional_t<std::is_same_v<T, float>, uint32_t, uint64_t>;
+    EXPECT_TRUE(std::isnan(want) ? std::isnan(got) : std::bit_cast<Bits>(got) == std::bit_cast<Bits>(want))
+        << "row " << i / kColumns << " column " << i % kColumns << ": " << got << " vs " << want;
+  }
+  EXPECT_TRUE(std::isnan(actual.grads[0].row(1)[2]) && std::isnan(actual.grads[0].row(3)[10]));
+}
+TEST(LlvmKernel, ProductsSkipTheirFactorWhereTheWeightIsZero) {
+  const Module module = load_module(SourceFile::from_text(
+      "<test>", "loss weighted(pred x: real[C], y: real[C], z: real[C]) = sum(x * (y * (1 + sin(z))))\n"));
+  check_guarded_products<float>(module.losses.at(0));
+  check_guarded_products<double>(module.losses.at(0));
+  // CSE-Autoloss-A's weights, as the kernels compile it (simplified).
+  const std::string ir = llvm_codegen::emit_ir(forward_kernel(simplify(example("cse_autoloss_a.loss", "cse_autoloss_a_cls"))),
+                                               DType::F32, false);
+  EXPECT_NE(ir.find("\nfactor:"), std::string::npos) << ir;
+}
+// Which products are guarded. exp(z) is: the DSL's exp stops at e^88, so
+// it is finite. Not where the factor can be negative (sin z: y * sin z is -0
+// for y = +0 and sin z < 0), overflow (z * z * z, up to 1e45 for |z| <=
+// 1e15, in float), be -0 as far as the code generator knows (0.5 |sin z| is
+// never negative, but never_negative_zero does not follow products), divide,
+// or calls no library routine (y * (1 + z * z): cheaper than the test).
+TEST(LlvmKernel, ProductsGuardOnlyFactorsThatSkippingCannotChange) {
+  struct Case {
+    const char* weights;
+    bool f32, f64;  // guarded
+  };
+  for (const Case& c : {Case{"y * exp(z)", true, true}, Case{"y * (1 + sin(z * z * z))", false, true},
+                        Case{"y * sin(z)", false, false}, Case{"y * (0.5 * abs(sin(z)))", false, false},
+                        Case{"y * (1 + sin(z) / (1 + z * z))", false, false}, Case{"y * (1 + z * z)", false, false}})
+    for (DType dtype : {DType::F32, DType::F64}) {
+      const Module module = load_module(SourceFile::from_text(
+          "<test>", std::string("loss w(pred x: real[C], y: real[C], z: real[C]) = sum(x * (") + c.weights + "))\n"));
+      const Loss& loss = module.losses.at(0);
+      const std::string ir = llvm_codegen::emit_ir(gradient_kernel(loss, differentiate(loss)), dtype, false);
+      EXPECT_EQ(ir.find("\nfactor:") != std::string::npos, dtype == DType::F32 ? c.f32 : c.f64)
+          << c.weights << " " << (dtype == DType::F32 ? "f32" : "f64");
+    }
 }
 
 // Box losses leave no scalar remainder loop: GIoU runs blocks of one vector,
