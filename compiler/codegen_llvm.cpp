@@ -332,7 +332,7 @@ class KernelBuilder {
     if (kernel_.has_gradients()) check_gradient_shapes(loss_, kernel_.gradients);
     roots_ = kernel_.roots();
     for (const Expr& r : roots_) root_set_.insert(r.get());
-    order_ = topological_order(roots_);
+    order_ = emission_order(roots_);
     for (size_t position = 0; position < order_.size(); ++position) {
       const Node* n = order_[position];
       NodePlan& p = plan_[n];
@@ -374,6 +374,51 @@ class KernelBuilder {
       if (std::all_of(users.begin(), users.end(), folds))
         dot_only_.insert(n);
     }
+  }
+
+  // The order of emission: each node after its arguments, and of those the
+  // ones without a row reduction below them first. The weights of
+  // dot(log_softmax(x), w), element-wise on inputs, are then computed before
+  // the exponentials of x are summed, and the dot sums in that loop
+  // (shifted_exps) instead of a loop of its own (CSE-Autoloss-A's
+  // -dot(log_softmax(X), Y (1 + sin Z)) as the simplifier orders it).
+  static std::vector<const Node*> emission_order(std::span<const Expr> roots) {
+    std::unordered_map<const Node*, bool> reduces;  // a row reduction at or below the node
+    for (const Node* n : topological_order(roots)) {
+      bool r = n->info().kind == OpKind::Rowwise;
+      for (const Expr& a : n->args()) r = r || reduces.at(a.get());
+      reduces[n] = r;
+    }
+    struct Visit {
+      const Node* node;
+      std::vector<const Node*> args;  // in the order to visit
+      size_t next = 0;
+    };
+    const auto visit = [&](const Node* n) {
+      Visit v{n, {}, 0};
+      for (const Expr& a : n->args()) v.args.push_back(a.get());
+      std::stable_sort(v.args.begin(), v.args.end(),
+                       [&](const Node* a, const Node* b) { return !reduces.at(a) && reduces.at(b); });
+      return v;
+    };
+    std::vector<const Node*> order;
+    std::unordered_set<const Node*> seen;
+    std::vector<Visit> stack;
+    for (const Expr& root : roots) {
+      if (!seen.insert(root.get()).second) continue;
+      stack.push_back(visit(root.get()));
+      while (!stack.empty()) {
+        Visit& top = stack.back();
+        if (top.next < top.args.size()) {
+          const Node* child = top.args[top.next++];
+          if (seen.insert(child).second) stack.push_back(visit(child));
+        } else {
+          order.push_back(top.node);
+          stack.pop_back();
+        }
+      }
+    }
+    return order;
   }
 
   // What argument i of n reads. sum(-a) and mean(-a) reduce a's lanes

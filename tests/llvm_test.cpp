@@ -836,6 +836,20 @@ TEST(LlvmKernel, SumsOfANegationReadTheRowItself) {
   check_sums_of_negations<double>();
 }
 
+// Weights element-wise on inputs are emitted before the row's exponentials
+// are summed, whatever side of the dot they are written on, so the dot sums
+// in that loop: CSE-Autoloss-A as simplified, -dot(log_softmax(X), Y (1 +
+// sin Z)), makes one sum loop per row and no dot loop of its own.
+TEST(LlvmKernel, DotsOfWeightsFromInputsSumWithTheExponentials) {
+  const Loss cse = simplify(example("cse_autoloss_a.loss", "cse_autoloss_a_cls"));
+  const std::string ir = llvm_codegen::emit_ir(gradient_kernel(cse, differentiate(cse)), DType::F32, false);
+  EXPECT_EQ(loops_named(ir, "sum"), 1) << ir;
+  EXPECT_EQ(loops_named(ir, "dot_log_softmax"), 0) << ir;
+  Rng rng(31);
+  const CompiledLoss compiled = CompiledLoss::compile(cse, options_for<float>(true));
+  EXPECT_TRUE(matches_interpreter<float>(compiled, random_batch(cse, 37, rng, 21), "cse_autoloss_a_cls"));
+}
+
 // softmax(x) has no loop of its own: its row holds the exponentials, and
 // each reader divides by their sum as it reads (a column loop, a row
 // reduction, a gradient row written out). Cross-entropy with its gradient
@@ -1175,9 +1189,10 @@ TEST(LlvmCli, EmitPrintsTheKernel) {
 // one per class. --as-written skips the simplifier.
 TEST(LlvmCli, EmitPrintsTheSimplifiedLossUnlessAsWritten) {
   const std::string file = std::string(LOSSFORGE_SOURCE_DIR) + "/examples/losses/cse_autoloss_a.loss";
-  // llvm: the loop of dot(w, log_softmax(X)), which folds the row in; cpp: its column function.
+  // llvm: the non-finite fallback loop of dot(w, log_softmax(X)), which
+  // folds the row in; cpp: its column function.
   for (const auto& [target, marker] :
-       {std::pair{"llvm", "dot_log_softmax:"}, std::pair{"cpp", "gen::log_softmax_column("}}) {
+       {std::pair{"llvm", "dot_log_softmax_terms:"}, std::pair{"cpp", "gen::log_softmax_column("}}) {
     SCOPED_TRACE(target);
     CliResult simplified = run_cli({"emit", "--target", target, file, "--loss", "cse_autoloss_a_cls"});
     ASSERT_EQ(simplified.status, 0) << simplified.err;
