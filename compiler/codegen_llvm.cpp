@@ -1361,14 +1361,16 @@ class KernelBuilder {
   }
 
   // dot(a, log_softmax(z)) folded (rowwise, Op::Dot): its weights and the
-  // row sums of a (or -a) still to come, which share its loop (the
-  // gradient's sum(-y)), in the same lane order.
+  // row sums of a (or -a) still to come (the gradient's sum(-y)). Those are
+  // the dot's own Σ a, in the same lane order: sum(a) is it, and sum(-a) is
+  // 0 - Σ a bit for bit (round to nearest is symmetric, and a sum from +0
+  // is never -0), so they take no accumulator of their own.
   struct FoldedDot {
     const Node* dot;
     const Node* log_softmax;
     const Node* a;
     std::vector<const Node*> sums_of_a;
-    size_t sum_count() const { return 2 + sums_of_a.size(); }
+    static constexpr size_t sum_count() { return 2; }  // Σ a (z - m), Σ a
   };
   FoldedDot folded_dot(const Node* dot) const {
     const Node* log_softmax = dot_only_.count(dot->arg(0).get()) ? dot->arg(0).get() : dot->arg(1).get();
@@ -1380,13 +1382,11 @@ class KernelBuilder {
         f.sums_of_a.push_back(user);
     return f;
   }
-  // Its terms at columns c..c+7: a (z - m), a, then ±a for each sum of a.
+  // Its terms at columns c..c+7: a (z - m), a.
   std::vector<llvm::Value*> fold_terms(const FoldedDot& f, llvm::Value* m, llvm::Value* c, llvm::Value* mask) {
     llvm::Value* weights = lanes_of(f.a, c, mask);
     llvm::Value* z = lanes_of(f.log_softmax->arg(0).get(), c, mask);
-    std::vector<llvm::Value*> terms{b_.CreateFMul(weights, b_.CreateFSub(z, m)), weights};
-    for (const Node* sum : f.sums_of_a) terms.push_back(sums_negation(sum) ? b_.CreateFNeg(weights) : weights);
-    return terms;
+    return {b_.CreateFMul(weights, b_.CreateFSub(z, m)), weights};
   }
   void rowwise(const Node* n) {
     flush_arguments(n);
@@ -1449,7 +1449,8 @@ class KernelBuilder {
                         width, std::vector<llvm::Value*>(f.sum_count(), zero_lanes()),
                         [&](llvm::Value* c, llvm::Value* mask) { return fold_terms(f, m, c, mask); }, lane_add(),
                         "dot_log_softmax");
-          for (size_t k = 0; k < f.sums_of_a.size(); ++k) early_sums_[f.sums_of_a[k]] = sums[2 + k];
+          for (const Node* sum : f.sums_of_a)
+            early_sums_[sum] = sums_negation(sum) ? b_.CreateFSub(k(0), sums[1]) : sums[1];
           llvm::Value* folded = b_.CreateFSub(sums[0], b_.CreateFMul(parts.log_total, sums[1]));
           // With an infinite or NaN term (a -inf logit, an infinite weight) the
           // two forms differ (inf - inf): such rows take the terms one by one,
