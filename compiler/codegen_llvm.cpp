@@ -15,8 +15,13 @@
 //       (logsumexp, dot, sum, ...) are their own loops, with three
 //       exceptions that save passes over the row: softmax(x) keeps e^(x - m)
 //       in its row and its readers divide; dot(a, log_softmax(x)) sums in
-//       the loop of Σ e^(x - m) when a is ready (rowwise, Op::Dot); and
-//       sum(-a) reads a, summed with a folded dot of a when there is one.
+//       the loop of Σ e^(x - m) when a is ready (rowwise, Op::Dot; nodes
+//       are emitted arguments without row reductions first, so that weights
+//       computed from inputs are: emission_order); and sum(-a) reads a,
+//       taken from a folded dot of a when there is one. In a column loop, a
+//       product a * f whose f calls library routines skips f in blocks where
+//       a is all zero when that cannot change the product's bits (guarded
+//       products: one-hot weights).
 //   Vectors are one register wide (vector_lanes: 16 floats with AVX-512, 8
 //   with AVX2). Losses over real[C] vectorise inside their column loops,
 //   emitted as vector code (lane_blocks): whole vectors, then the last
@@ -850,13 +855,15 @@ class KernelBuilder {
 
     b_.SetInsertPoint(done);
     std::vector<llvm::Value*> out;
-    for (size_t c = 0; c < phis.size(); ++c) {
-      llvm::PHINode* result = b_.CreatePHI(initial[c]->getType(), 2);
-      result->addIncoming(initial[c], before);
-      result->addIncoming(next[c], latch);
-      out.push_back(result);
-    }
+    for (size_t c = 0; c < phis.size(); ++c) out.push_back(phi(initial[c], before, next[c], latch));
     return out;
+  }
+  // At a join: `a` when control came from block `from_a`, else `b` (from `from_b`).
+  llvm::Value* phi(llvm::Value* a, llvm::BasicBlock* from_a, llvm::Value* b, llvm::BasicBlock* from_b) {
+    llvm::PHINode* joined = b_.CreatePHI(a->getType(), 2);
+    joined->addIncoming(a, from_a);
+    joined->addIncoming(b, from_b);
+    return joined;
   }
 
   // Loop metadata for each kind of loop.
@@ -971,7 +978,8 @@ class KernelBuilder {
   // a is ±0: a block whose a lanes are all zero and whose inputs below f are
   // all finite skips f. Multi-class weights are one-hot rows (CSE-Autoloss-A:
   // Y (1 + sin Z), 80 of 81 sines multiplied by zero): such a row computes f
-  // in one block of ten (bench/README.md, session 16).
+  // in one of its eleven blocks of 8 (CSE-Autoloss-A 0.78x the time, with
+  // the emission order; bench/README.md, session 16).
   struct GuardedProduct {
     const Node* weight;                // a
     std::vector<const Node*> factor;   // f and the nodes only it reads, in the group's order
@@ -1095,10 +1103,7 @@ class KernelBuilder {
     llvm::BasicBlock* compute_end = b_.GetInsertBlock();
     b_.CreateBr(done);
     b_.SetInsertPoint(done);
-    llvm::PHINode* phi = b_.CreatePHI(weight->getType(), 2);
-    phi->addIncoming(weight, before);
-    phi->addIncoming(full, compute_end);
-    return phi;
+    return phi(weight, before, full, compute_end);
   }
   bool is_root(const Node* n) const { return root_set_.count(n) > 0; }
 
@@ -1113,7 +1118,7 @@ class KernelBuilder {
   // Column loops are explicit vector code, not scalar loops left to the
   // vectoriser: the last columns of a row (81 classes: one) run as one more
   // vector under a mask where the vectoriser's remainder ran scalar libm
-  // calls; cross-entropy at 21 classes took 0.72x the time (bench/README.md,
+  // calls; cross-entropy at 21 classes took 0.76x the time (bench/README.md,
   // session 16).
 
   // Columns c..c+lanes-1 of a row; `mask` (null for a whole block) marks the
@@ -1172,12 +1177,7 @@ class KernelBuilder {
     b_.CreateBr(done);
     b_.SetInsertPoint(done);
     std::vector<llvm::Value*> out;
-    for (size_t k = 0; k < whole.size(); ++k) {
-      llvm::PHINode* phi = b_.CreatePHI(whole[k]->getType(), 2);
-      phi->addIncoming(whole[k], before);
-      phi->addIncoming(after[k], last_end);
-      out.push_back(phi);
-    }
+    for (size_t k = 0; k < whole.size(); ++k) out.push_back(phi(whole[k], before, after[k], last_end));
     return out;
   }
   llvm::Constant* lane_indices(unsigned lanes) {
@@ -1507,10 +1507,7 @@ class KernelBuilder {
     llvm::BasicBlock* slow_end = b_.GetInsertBlock();
     b_.CreateBr(done);
     b_.SetInsertPoint(done);
-    llvm::PHINode* phi = b_.CreatePHI(v_, 2);
-    phi->addIncoming(value, before);
-    phi->addIncoming(slow_value, slow_end);
-    return phi;
+    return phi(value, before, slow_value, slow_end);
   }
 
   // ---- rows of boxes, a block of rows per vector (box_lanes.hpp) ----
@@ -2167,7 +2164,9 @@ int64_t vector_lanes(DType dtype) {
 // 13: sgdf's tanh shares the exponential of sgdf's derivative.
 // 14: element-wise rows four vectors per iteration.
 // 15: column loops of real[C] rows emitted as vector code to the last column;
-//     scratch rows padded to whole vectors.
+//     scratch rows padded to whole vectors; guarded products; arguments
+//     without row reductions emitted first; a folded dot's Σ a serves the
+//     sums of a and -a.
 constexpr int kCodegenRevision = 15;
 
 std::string compiler_version() {

@@ -15,7 +15,8 @@
 //   begin,end  the rows to compute, [begin, end): the pointers are the whole
 //              arrays, so threads call it on disjoint row ranges
 //   scratch    lossforge_scratch_size(widths) values of per-call work space
-//              for real[C] intermediates (one row each)
+//              for real[C] intermediates (one row each, padded to whole
+//              vectors)
 //
 //   int64_t lossforge_scratch_size(const int64_t* widths);
 //
