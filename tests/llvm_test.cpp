@@ -607,7 +607,8 @@ TEST(LlvmCodegen, ColumnLoopsCallOnlyVectorMath) {
     const std::string scalar = dtype == DType::F32 ? "float @" : "double @";
     const auto scalar_calls = [&](const std::string& ir, std::initializer_list<const char*> routines) {
       size_t count = 0;
-      for (std::string routine : routines) count += calls_in_ir(ir, {scalar + "llvm." + routine + ".", scalar + routine});
+      for (std::string routine : routines)
+        count += calls_in_ir(ir, {scalar + "llvm." + routine + ".", scalar + routine});
       return count;
     };
     for (const Loss* loss : {&cse, &ce}) {
@@ -928,8 +929,9 @@ void check_guarded_products(const Loss& loss) {
   Batch<double> batch = random_batch(loss, kRows, rng, kColumns);
   Array<double>& y = batch[1];
   Array<double>& z = batch[2];
-  for (size_t r = 0; r < kRows; ++r)
-    for (size_t c = 0; c < kColumns; ++c) y.row(r)[c] = r == 2 ? -0.0 : (r == 0 && c == 3) || (r == 5 && c == 20) ? 1 : 0;
+  for (size_t r = 0; r < kRows; ++r)  // one-hot rows 0 and 5, a row of -0, zeros
+    for (size_t c = 0; c < kColumns; ++c)
+      y.row(r)[c] = r == 2 ? -0.0 : (r == 0 && c == 3) || (r == 5 && c == 20) ? 1 : 0;
   z.row(1)[2] = std::numeric_limits<double>::quiet_NaN();
   z.row(3)[10] = std::numeric_limits<double>::infinity();
   z.row(4)[17] = 1e20;
@@ -955,8 +957,8 @@ TEST(LlvmKernel, ProductsSkipTheirFactorWhereTheWeightIsZero) {
   check_guarded_products<float>(module.losses.at(0));
   check_guarded_products<double>(module.losses.at(0));
   // CSE-Autoloss-A's weights, as the kernels compile it (simplified).
-  const std::string ir = llvm_codegen::emit_ir(forward_kernel(simplify(example("cse_autoloss_a.loss", "cse_autoloss_a_cls"))),
-                                               DType::F32, false);
+  const Loss cse = simplify(example("cse_autoloss_a.loss", "cse_autoloss_a_cls"));
+  const std::string ir = llvm_codegen::emit_ir(forward_kernel(cse), DType::F32, false);
   EXPECT_NE(ir.find("\nfactor:"), std::string::npos) << ir;
 }
 // Which products are guarded. exp(z) is: the DSL's exp stops at e^88, so
