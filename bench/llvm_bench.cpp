@@ -194,7 +194,8 @@ void register_stack_offsets(const Workload& w, std::shared_ptr<CompiledLoss> com
 using Handwritten = std::function<void(const std::vector<Array<float>>& in, size_t rows, float* loss, float* grad)>;
 
 // The baselines of a workload, by row prefix: "cpp" for every workload,
-// "cpp_avx2" for cross-entropy where the bench has AVX2 and libmvec.
+// "cpp_avx2" (and two other row schedules: llvm_bench_handwritten.hpp) for
+// cross-entropy where the bench has AVX2 and libmvec.
 std::vector<std::pair<std::string, Handwritten>> handwritten(const std::string& workload) {
   const auto at = [](const std::vector<Array<float>>& in, size_t k) { return in[k].data.data(); };
   if (workload == "focal")
@@ -210,10 +211,16 @@ std::vector<std::pair<std::string, Handwritten>> handwritten(const std::string& 
         {"cpp", [at](const auto& in, size_t rows, float* loss, float* grad) {
            cross_entropy_loss_grad(at(in, 0), at(in, 1), loss, grad, rows, in[0].width);
          }}};
-    if (cross_entropy_loss_grad_avx2(nullptr, nullptr, nullptr, nullptr, 0, kClasses))
-      out.push_back({"cpp_avx2", [at](const auto& in, size_t rows, float* loss, float* grad) {
-                       cross_entropy_loss_grad_avx2(at(in, 0), at(in, 1), loss, grad, rows, in[0].width);
-                     }});
+    using Avx2 = bool (*)(const float*, const float*, float*, float*, size_t, size_t);
+    const std::pair<const char*, Avx2> schedules[] = {
+        {"cpp_avx2", cross_entropy_loss_grad_avx2},
+        {"cpp_avx2_deferred_log", cross_entropy_loss_grad_avx2_deferred_log},
+        {"cpp_avx2_row_blocks", cross_entropy_loss_grad_avx2_row_blocks}};
+    for (const auto& [prefix, kernel] : schedules)
+      if (kernel(nullptr, nullptr, nullptr, nullptr, 0, kClasses))
+        out.push_back({prefix, [at, kernel](const auto& in, size_t rows, float* loss, float* grad) {
+                         kernel(at(in, 0), at(in, 1), loss, grad, rows, in[0].width);
+                       }});
     return out;
   }
   if (workload == "cse_autoloss_a_cls_c81")
@@ -231,7 +238,7 @@ std::vector<std::pair<std::string, Handwritten>> handwritten(const std::string& 
   throw std::logic_error("llvm_bench: no hand-written baseline for " + workload);
 }
 
-// cpp/NAME (and cpp_avx2/NAME), each after checking the baseline against the
+// cpp/NAME (and cpp_avx2*/NAME), each after checking the baseline against the
 // interpreter on the first rows (a wrong baseline would make every ratio to
 // it meaningless).
 void register_handwritten(const Workload& w) {

@@ -16,12 +16,22 @@ void cross_entropy_loss_grad(const float* x, const float* y, float* loss, float*
 void cse_autoloss_a_cls_loss_grad(const float* x, const float* y, const float* z, float* loss, float* grad,
                                   size_t rows, size_t classes);
 // Cross-entropy again, written with AVX2 intrinsics and libmvec's 8-lane
-// expf, one row at a time in the order the JIT's kernel takes (max, exp,
-// sums, gradient): what a person tuning this loss for the host would write,
-// the nearest baseline to the JIT's code. False (nothing written) where the
-// bench was built without AVX2, FMA or libmvec.
+// expf (llvm_bench_ce_avx2.cpp): what a person tuning this loss for the
+// host would write. False (nothing written) where the bench was built
+// without AVX2, FMA or libmvec.
+//   avx2: one row at a time in the order the JIT's kernel takes (max, exp,
+//     sums, ln Σ, gradient), the nearest baseline to the JIT's code;
+//   deferred_log: the same, but the rows' ln Σ taken 8 rows at a time, one
+//     vector logf instead of 8 scalar ones;
+//   row_blocks: 8 rows a block in three passes (the maxima, then the
+//     exponentials and sums, then the gradients), the horizontal steps of
+//     the 8 rows' accumulators as one transpose and one vector logf.
 bool cross_entropy_loss_grad_avx2(const float* x, const float* y, float* loss, float* grad, size_t rows,
                                   size_t classes);
+bool cross_entropy_loss_grad_avx2_deferred_log(const float* x, const float* y, float* loss, float* grad,
+                                               size_t rows, size_t classes);
+bool cross_entropy_loss_grad_avx2_row_blocks(const float* x, const float* y, float* loss, float* grad, size_t rows,
+                                             size_t classes);
 void giou_loss_grad(const float* p, const float* g, float* loss, float* grad, size_t n);
 void cse_autoloss_b_reg_loss_grad(const float* p, const float* g, float* loss, float* grad, size_t n);
 
