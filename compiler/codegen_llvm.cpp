@@ -1076,11 +1076,15 @@ class KernelBuilder {
   }
   // Whether n's value is never -0 (then a non-negative value is +0 or more,
   // and a * n keeps a's sign of zero). Round to nearest makes x + y -0 only
-  // when both are.
-  static bool never_negative_zero(const Node& n) {
+  // when both are; x * y is -0 only when a factor is -0 or the two differ
+  // in sign, which factors that are never -0 and never negative do not.
+  bool never_negative_zero(const Node& n) {
     switch (n.op()) {
       case Op::Const: return !std::signbit(n.value());
       case Op::Add: return never_negative_zero(*n.arg(0)) || never_negative_zero(*n.arg(1));
+      case Op::Mul:
+        return std::all_of(n.args().begin(), n.args().end(),
+                           [&](const Expr& a) { return never_negative_zero(*a) && ranges_(a).lo >= 0; });
       case Op::Exp:
       case Op::Abs: return true;
       default: return false;
@@ -1997,8 +2001,8 @@ class KernelBuilder {
   std::unordered_map<const Node*, llvm::Value*> early_sums_;  // sum/mean nodes summed ahead, current row
   std::unordered_map<const Node*, std::vector<llvm::Value*>> folded_sums_;  // folded dots summed ahead, current row
   size_t current_position_ = 0;  // in order_, of the node being emitted
-  std::unordered_map<const Node*, llvm::Value*> softmax_total_;
-  RangeAnalysis ranges_;  // of nodes, for guarded products  // softmax(x) -> Σ e^(x - m), current row
+  std::unordered_map<const Node*, llvm::Value*> softmax_total_;  // softmax(x) -> Σ e^(x - m), current row
+  RangeAnalysis ranges_;  // of nodes, for guarded products
   std::unordered_set<const Node*> dot_only_;  // log_softmax nodes read by dots alone
   struct LogSoftmaxParts {
     llvm::Value* max;
@@ -2168,7 +2172,9 @@ int64_t vector_lanes(DType dtype) {
 //     scratch rows padded to whole vectors; guarded products; arguments
 //     without row reductions emitted first; a folded dot's Σ a serves the
 //     sums of a and -a.
-constexpr int kCodegenRevision = 15;
+// 16: guarded products also guard factors that are products of non-negative
+//     factors that are never -0 (0.5 * |sin z|).
+constexpr int kCodegenRevision = 16;
 
 std::string compiler_version() {
   return std::string("LLVM ") + LLVM_VERSION_STRING + (host_target().libmvec ? " libmvec" : "") + " codegen " +

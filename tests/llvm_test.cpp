@@ -18,6 +18,7 @@
 #include <bit>
 #include <cctype>
 #include <cmath>
+#include <functional>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -911,16 +912,16 @@ TEST(LlvmKernel, IntegerPowersAreMultiplications) {
   }
 }
 
-// y * (1 + sin z) skips the sine in blocks where y is all ±0 and z finite
-// (compiler/codegen_llvm.cpp, guarded products): the product is then y, bit
-// for bit. The gradient of sum(x * w) by x is w itself, so its sign of zero
-// and its NaN show. Where y is ±0, w must be IEEE's y * (1 + sin z) exactly
+// y * f(z), f = 1 + sin z, skips the sine in blocks where y is all ±0 and z
+// finite (compiler/codegen_llvm.cpp, guarded products): the product is then
+// y, bit for bit. The gradient of sum(x * w) by x is w itself, so its sign of
+// zero and its NaN show. Where y is ±0, w must be IEEE's y * f(z) exactly
 // (±0 with y's sign, NaN beside an infinite or NaN z, whatever sine routine
 // computes it): in one-hot rows, a row of -0, and zeros beside a NaN, an
 // infinity and a huge z (which the guard sends to the sine). 21 columns:
 // whole vectors and a last block. The rest agrees with the interpreter.
 template <class T>
-void check_guarded_products(const Loss& loss) {
+void check_guarded_products(const Loss& loss, const std::function<T(T)>& factor) {
   const DType dtype = std::is_same_v<T, float> ? DType::F32 : DType::F64;
   const Kernel kernel = gradient_kernel(loss, differentiate(loss));
   EXPECT_NE(llvm_codegen::emit_ir(kernel, dtype, false).find("\nfactor:"), std::string::npos);
@@ -944,7 +945,7 @@ void check_guarded_products(const Loss& loss) {
   for (size_t i = 0; i < kRows * kColumns; ++i) {
     const T y_i = data[1].data[i], z_i = data[2].data[i];
     if (y_i != 0) continue;
-    const T got = actual.grads[0].data[i], want = y_i * (T(1) + std::sin(z_i));
+    const T got = actual.grads[0].data[i], want = y_i * factor(z_i);
     using Bits = std::conditional_t<std::is_same_v<T, float>, uint32_t, uint64_t>;
     EXPECT_TRUE(std::isnan(want) ? std::isnan(got) : std::bit_cast<Bits>(got) == std::bit_cast<Bits>(want))
         << "row " << i / kColumns << " column " << i % kColumns << ": " << got << " vs " << want;
@@ -954,26 +955,33 @@ void check_guarded_products(const Loss& loss) {
 TEST(LlvmKernel, ProductsSkipTheirFactorWhereTheWeightIsZero) {
   const Module module = load_module(SourceFile::from_text(
       "<test>", "loss weighted(pred x: real[C], y: real[C], z: real[C]) = sum(x * (y * (1 + sin(z))))\n"));
-  check_guarded_products<float>(module.losses.at(0));
-  check_guarded_products<double>(module.losses.at(0));
+  check_guarded_products<float>(module.losses.at(0), [](float z) { return 1 + std::sin(z); });
+  check_guarded_products<double>(module.losses.at(0), [](double z) { return 1 + std::sin(z); });
+  // A factor that is a product (never_negative_zero follows products).
+  const Module product = load_module(SourceFile::from_text(
+      "<test>", "loss weighted(pred x: real[C], y: real[C], z: real[C]) = sum(x * (y * (0.5 * abs(sin(z)))))\n"));
+  check_guarded_products<float>(product.losses.at(0), [](float z) { return 0.5f * std::fabs(std::sin(z)); });
+  check_guarded_products<double>(product.losses.at(0), [](double z) { return 0.5 * std::fabs(std::sin(z)); });
   // CSE-Autoloss-A's weights, as the kernels compile it (simplified).
   const Loss cse = simplify(example("cse_autoloss_a.loss", "cse_autoloss_a_cls"));
   const std::string ir = llvm_codegen::emit_ir(forward_kernel(cse), DType::F32, false);
   EXPECT_NE(ir.find("\nfactor:"), std::string::npos) << ir;
 }
 // Which products are guarded. exp(z) is: the DSL's exp stops at e^88, so
-// it is finite. Not where the factor can be negative (sin z: y * sin z is -0
-// for y = +0 and sin z < 0), overflow (z * z * z, up to 1e45 for |z| <=
-// 1e15, in float), be -0 as far as the code generator knows (0.5 |sin z| is
-// never negative, but never_negative_zero does not follow products), divide,
-// or calls no library routine (y * (1 + z * z): cheaper than the test).
+// it is finite; so is 0.5 |sin z|, a product of factors that are never
+// negative and never -0. Not where the factor can be negative (sin z: y *
+// sin z is -0 for y = +0 and sin z < 0), overflow (z * z * z, up to 1e45
+// for |z| <= 1e15, in float), be -0 as far as the code generator knows
+// (max(sin z, 0) is never negative, but max(-0, 0) may be -0), divide, or
+// calls no library routine (y * (1 + z * z): cheaper than the test).
 TEST(LlvmKernel, ProductsGuardOnlyFactorsThatSkippingCannotChange) {
   struct Case {
     const char* weights;
     bool f32, f64;  // guarded
   };
   for (const Case& c : {Case{"y * exp(z)", true, true}, Case{"y * (1 + sin(z * z * z))", false, true},
-                        Case{"y * sin(z)", false, false}, Case{"y * (0.5 * abs(sin(z)))", false, false},
+                        Case{"y * (0.5 * abs(sin(z)))", true, true}, Case{"y * sin(z)", false, false},
+                        Case{"y * (0.5 * max(sin(z), 0))", false, false},
                         Case{"y * (1 + sin(z) / (1 + z * z))", false, false}, Case{"y * (1 + z * z)", false, false}})
     for (DType dtype : {DType::F32, DType::F64}) {
       const Module module = load_module(SourceFile::from_text(
